@@ -1,0 +1,1 @@
+//! Pure rules: no I/O, no AWS. Types here parse their input once and are valid from then on.

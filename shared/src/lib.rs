@@ -1,0 +1,16 @@
+//! The e-Meterai library shared by every Lambda function, the `emeterai` command line and the
+//! local stack.
+//!
+//! Where a rule lives:
+//! - `domain`: pure rules and parse-don't-validate types (no I/O).
+//! - `ledger`: the DynamoDB single-table ledger (money and quota; conditional writes only).
+//! - `midtrans`: the payment gateway client and notification signature.
+//! - `stamping`: the PDF engine that applies an e-Meterai (lopdf), and verification.
+//! - `auth`: who is calling (API Gateway JWT claims; local HS256 tokens).
+//! - `http`: problem+json errors and the HTTP plumbing shared by the API handlers.
+//! - `handlers`: one entry point per Lambda trigger; they wire the pieces, they hold no rules.
+
+pub mod auth;
+pub mod domain;
+pub mod midtrans;
+pub mod stamping;

@@ -1,0 +1,3 @@
+//! Midtrans, the payment gateway: the notification signature (here) and the HTTP client.
+
+pub mod signature;

@@ -1,0 +1,1 @@
+//! The PDF stamping engine (to be built: stamping-engine issue).
