@@ -7,10 +7,15 @@
 //! - `midtrans`: the payment gateway client and notification signature.
 //! - `stamping`: the PDF engine that applies an e-Meterai (lopdf), and verification.
 //! - `auth`: who is calling (API Gateway JWT claims; local HS256 tokens).
-//! - `http`: problem+json errors and the HTTP plumbing shared by the API handlers.
+//! - `http`: the request/response types and problem+json errors shared by the API handlers.
 //! - `handlers`: one entry point per Lambda trigger; they wire the pieces, they hold no rules.
+//! - `config`: typed configuration read once per container.
 
 pub mod auth;
+pub mod config;
 pub mod domain;
+pub mod handlers;
+pub mod http;
+pub mod ledger;
 pub mod midtrans;
 pub mod stamping;

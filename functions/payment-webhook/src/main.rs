@@ -1,1 +1,18 @@
-fn main() {}
+//! Midtrans payment notifications: credits quota exactly once. Clients are built once per container.
+
+use emeterai::config::{Config, aws_sdk_config};
+use emeterai::handlers::payment_webhook::PaymentWebhookService;
+use emeterai::ledger::Ledger;
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    emeterai::handlers::init_tracing();
+    let config = Config::from_env()?;
+    let service = PaymentWebhookService {
+        ledger: Ledger::from_sdk_config(&aws_sdk_config().await, &config.table),
+        server_key: config.midtrans.server_key.clone(),
+        quota_validity_days: config.quota_validity_days,
+    };
+    run(service_fn(|event| service.handle(event))).await
+}

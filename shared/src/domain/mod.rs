@@ -1,1 +1,9 @@
 //! Pure rules: no I/O, no AWS. Types here parse their input once and are valid from then on.
+
+pub mod ids;
+pub mod idempotency;
+pub mod invoice;
+pub mod money;
+pub mod notification;
+pub mod quantity;
+pub mod time;

@@ -1,3 +1,6 @@
-//! Midtrans, the payment gateway: the notification signature (here) and the HTTP client.
+//! Midtrans, the payment gateway: the notification signature and the HTTP client.
 
+pub mod client;
 pub mod signature;
+
+pub use client::{GatewayError, MidtransClient, TransactionStatus};

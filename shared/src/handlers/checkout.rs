@@ -1,0 +1,191 @@
+//! The checkout function: `POST /v1/checkouts`, invoices, quota, `/healthz`.
+
+use http::Method;
+use serde_json::json;
+
+use super::{json_body, views};
+use crate::config::Config;
+use crate::domain::idempotency::{ClaimRefusal, IdempotencyKey, StoredResponse, request_hash};
+use crate::domain::ids::{AccountId, InvoiceId, Ulid};
+use crate::domain::invoice::{Invoice, InvoiceStatus};
+use crate::domain::quantity::Quantity;
+use crate::http::{ApiError, ApiRequest, ApiResponse};
+use crate::ledger::Ledger;
+use crate::ledger::idempotency::Claim;
+use crate::ledger::invoices::Opened;
+use crate::midtrans::MidtransClient;
+
+const CHECKOUT_ROUTE: &str = "POST /v1/checkouts";
+/// When the invocation deadline is unknown, a claim is held this long before others may take it.
+const DEFAULT_IN_PROGRESS_MS: i64 = 30_000;
+const DEFAULT_PAGE_SIZE: i32 = 20;
+
+/// Everything the checkout function needs, built once per container.
+#[derive(Debug, Clone)]
+pub struct CheckoutService {
+    pub config: Config,
+    pub ledger: Ledger,
+    pub gateway: MidtransClient,
+}
+
+impl CheckoutService {
+    pub fn new(config: Config, ledger: Ledger, gateway: MidtransClient) -> Self {
+        Self { config, ledger, gateway }
+    }
+
+    /// Lambda entry point.
+    pub async fn handle(
+        &self,
+        event: lambda_http::Request,
+    ) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible> {
+        Ok(self.respond(ApiRequest::from_lambda(event)).await.into_lambda())
+    }
+
+    pub async fn respond(&self, req: ApiRequest) -> ApiResponse {
+        self.route(&req).await.unwrap_or_else(|e| e.to_response())
+    }
+
+    async fn route(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let segments = req.segments();
+        match (&req.method, segments.as_slice()) {
+            (&Method::GET, ["healthz"]) => Ok(ApiResponse::json(200, json!({"status": "ok"}).to_string())),
+            (&Method::POST, ["v1", "checkouts"]) => self.checkout(req).await,
+            (&Method::GET, ["v1", "invoices"]) => self.list_invoices(req).await,
+            (&Method::GET, ["v1", "invoices", id]) => self.get_invoice(req, id).await,
+            (&Method::POST, ["v1", "invoices", id, "payment"]) => self.retry_payment(req, id).await,
+            (&Method::GET, ["v1", "quota"]) => self.quota(req).await,
+            (_, ["healthz"] | ["v1", "checkouts"] | ["v1", "invoices"] | ["v1", "invoices", _] | ["v1", "quota"])
+            | (_, ["v1", "invoices", _, "payment"]) => Err(ApiError::MethodNotAllowed),
+            _ => Err(ApiError::NotFound("no such route")),
+        }
+    }
+
+    async fn checkout(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let account = caller(req)?;
+        let key = match req.header("idempotency-key") {
+            None => return Err(ApiError::IdempotencyKeyRequired),
+            Some(k) => IdempotencyKey::parse(k).map_err(|e| ApiError::IdempotencyKeyInvalid(e.to_string()))?,
+        };
+        let body = json_body(req)?;
+        let quantity = Quantity::from_json(body.get("quantity").unwrap_or(&serde_json::Value::Null))
+            .map_err(|e| ApiError::QuantityOutOfRange(e.to_string()))?;
+        let hash = request_hash(CHECKOUT_ROUTE, &body);
+
+        let now = chrono::Utc::now();
+        let now_ms = now.timestamp_millis();
+        let claim = Claim {
+            account: &account,
+            key: &key,
+            request_hash: &hash,
+            now_ms,
+            in_progress_until_ms: req.deadline_ms.filter(|d| *d > now_ms).unwrap_or(now_ms + DEFAULT_IN_PROGRESS_MS),
+        };
+        let id = InvoiceId::new(Ulid::generate(u64::try_from(now_ms).unwrap_or(0), &mut rand::thread_rng()));
+        let mut invoice = Invoice::open(id, account.clone(), quantity, self.config.unit_price, now, self.config.invoice_expiry)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+
+        match self.ledger.open_invoice(&claim, &invoice, now + self.config.reconcile_after).await? {
+            Opened::Created => {}
+            Opened::Refused(ClaimRefusal::Replay(stored)) => {
+                return Ok(ApiResponse::json(stored.status, stored.body).with_header("idempotent-replayed", "true"));
+            }
+            Opened::Refused(ClaimRefusal::KeyReused) => return Err(ApiError::IdempotencyKeyReused),
+            Opened::Refused(ClaimRefusal::InProgress) => return Err(ApiError::IdempotencyKeyInProgress),
+        }
+
+        // The invoice exists whatever the gateway does; without a link, `payment` is null and
+        // `POST /v1/invoices/{id}/payment` asks again.
+        invoice.payment = match self
+            .gateway
+            .create_payment(&invoice.id.order_id(), invoice.unit_price, invoice.quantity, invoice.amount)
+            .await
+        {
+            Ok(link) => Some(link),
+            Err(e) => {
+                tracing::warn!(invoice_id = %invoice.id, error = %e, "payment gateway failed; invoice left without payment link");
+                None
+            }
+        };
+        let response = StoredResponse { status: 201, body: views::invoice(&invoice).to_string() };
+        match self.ledger.finish_checkout(&claim, &invoice.id, invoice.payment.as_ref(), &response).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(invoice_id = %invoice.id, "idempotency claim expired before completion"),
+            // The invoice exists and the client gets it; a retry will see the claim in progress
+            // until it expires. Logged for the operator.
+            Err(e) => tracing::error!(invoice_id = %invoice.id, error = ?e, "could not complete idempotency record"),
+        }
+        Ok(ApiResponse::json(response.status, response.body))
+    }
+
+    async fn get_invoice(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
+        let invoice = self.owned_invoice(req, id).await?;
+        Ok(ApiResponse::json(200, views::invoice(&invoice).to_string()))
+    }
+
+    async fn list_invoices(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let account = caller(req)?;
+        let limit = match req.query.get("limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(l) => l
+                .parse::<i32>()
+                .ok()
+                .filter(|l| (1..=crate::ledger::invoices::MAX_PAGE_SIZE).contains(l))
+                .ok_or_else(|| ApiError::BadRequest("limit must be a whole number from 1 to 100".into()))?,
+        };
+        let cursor = req.query.get("cursor").map(String::as_str).filter(|c| !c.is_empty());
+        let (invoices, next) = self
+            .ledger
+            .invoices_of(&account, cursor, limit)
+            .await?
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let body = json!({
+            "invoices": invoices.iter().map(views::invoice).collect::<Vec<_>>(),
+            "next_cursor": next,
+        });
+        Ok(ApiResponse::json(200, body.to_string()))
+    }
+
+    async fn retry_payment(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
+        let mut invoice = self.owned_invoice(req, id).await?;
+        if invoice.status != InvoiceStatus::Pending {
+            return Err(ApiError::InvoiceNotPending { status: invoice.status.as_str() });
+        }
+        if invoice.payment.is_none() {
+            let link = self
+                .gateway
+                .create_payment(&invoice.id.order_id(), invoice.unit_price, invoice.quantity, invoice.amount)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(invoice_id = %invoice.id, error = %e, "payment gateway failed again");
+                    ApiError::GatewayUnavailable
+                })?;
+            if !self.ledger.attach_payment(&invoice.id, &link).await? {
+                let now = self.ledger.invoice(&invoice.id).await?.map(|i| i.status).unwrap_or(invoice.status);
+                return Err(ApiError::InvoiceNotPending { status: now.as_str() });
+            }
+            invoice.payment = Some(link);
+        }
+        Ok(ApiResponse::json(200, views::invoice(&invoice).to_string()))
+    }
+
+    async fn quota(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let account = caller(req)?;
+        let balance = self.ledger.balance(&account).await?;
+        let body = json!({"available": balance.available.max(0), "pending": balance.pending.max(0)});
+        Ok(ApiResponse::json(200, body.to_string()))
+    }
+
+    /// The caller's invoice; another account's invoice is reported as absent, never as forbidden.
+    async fn owned_invoice(&self, req: &ApiRequest, id: &str) -> Result<Invoice, ApiError> {
+        let account = caller(req)?;
+        let id = InvoiceId::parse(id).map_err(|_| ApiError::NotFound("no such invoice"))?;
+        match self.ledger.invoice(&id).await? {
+            Some(invoice) if invoice.account == account => Ok(invoice),
+            _ => Err(ApiError::NotFound("no such invoice")),
+        }
+    }
+}
+
+pub(crate) fn caller(req: &ApiRequest) -> Result<AccountId, ApiError> {
+    req.caller.as_deref().and_then(|sub| AccountId::parse(sub).ok()).ok_or(ApiError::Unauthorized)
+}

@@ -1,0 +1,136 @@
+//! Every error the API can answer, mapped to its HTTP status and machine-readable `code` here and
+//! nowhere else (RFC 9457 problem details).
+
+use serde_json::json;
+
+use super::response::ApiResponse;
+use crate::ledger::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is too large (at most {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("the Idempotency-Key header is required")]
+    IdempotencyKeyRequired,
+    #[error("{0}")]
+    IdempotencyKeyInvalid(String),
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    IdempotencyKeyInProgress,
+    #[error("{0}")]
+    QuantityOutOfRange(String),
+    #[error("signature_key does not match the notification")]
+    BadSignature,
+    #[error("gross_amount {received} differs from the invoice amount {expected}; flagged for review")]
+    AmountMismatch { received: String, expected: String },
+    #[error("invoice is {status}; only a PENDING invoice can be paid")]
+    InvoiceNotPending { status: &'static str },
+    #[error("the payment gateway is unavailable; try again")]
+    GatewayUnavailable,
+    #[error("the service is temporarily unavailable; try again")]
+    Unavailable(#[source] LedgerError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) | Self::IdempotencyKeyRequired | Self::IdempotencyKeyInvalid(_) => 400,
+            Self::Unauthorized | Self::BadSignature => 401,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed => 405,
+            Self::IdempotencyKeyInProgress | Self::InvoiceNotPending { .. } => 409,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::IdempotencyKeyReused | Self::QuantityOutOfRange(_) | Self::AmountMismatch { .. } => 422,
+            Self::Internal(_) => 500,
+            Self::GatewayUnavailable => 502,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadRequest(_) => "bad_request",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::IdempotencyKeyRequired => "idempotency_key_required",
+            Self::IdempotencyKeyInvalid(_) => "idempotency_key_invalid",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInProgress => "idempotency_key_in_progress",
+            Self::QuantityOutOfRange(_) => "quantity_out_of_range",
+            Self::BadSignature => "bad_signature",
+            Self::AmountMismatch { .. } => "amount_mismatch",
+            Self::InvoiceNotPending { .. } => "invoice_not_pending",
+            Self::GatewayUnavailable => "gateway_unavailable",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status() {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            409 => "Conflict",
+            413 => "Content Too Large",
+            422 => "Unprocessable Content",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            _ => "Internal Server Error",
+        }
+    }
+
+    pub fn to_response(&self) -> ApiResponse {
+        if self.status() >= 500 {
+            // The cause goes to the log (never secrets: errors carry none); the client gets the code.
+            tracing::error!(code = self.code(), error = ?self, "request failed");
+        }
+        let body = json!({
+            "type": "about:blank",
+            "title": self.title(),
+            "status": self.status(),
+            "code": self.code(),
+            "detail": self.to_string(),
+        });
+        ApiResponse::problem(self.status(), body.to_string())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Corrupt(what) => Self::Internal(what),
+            other => Self::Unavailable(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_body_carries_status_and_code() {
+        let r = ApiError::QuantityOutOfRange("quantity must be 1 to 1000".into()).to_response();
+        assert_eq!(r.status, 422);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(v["code"], "quantity_out_of_range");
+        assert_eq!(v["status"], 422);
+        assert_eq!(v["type"], "about:blank");
+        assert!(r.headers.iter().any(|(k, v)| *k == "content-type" && v == "application/problem+json"));
+    }
+}

@@ -1,0 +1,126 @@
+//! Idempotency records (AWS Powertools' design) as table items.
+//!
+//! A claim is a conditional put that succeeds when no record exists, the record's TTL has passed
+//! (DynamoDB deletes lazily), or an INPROGRESS record was abandoned past its in-progress expiry
+//! (the Lambda that wrote it died). A failed claim returns the live record (ALL_OLD), which says
+//! whether to replay, refuse as reused, or refuse as in progress.
+
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+
+use super::item::{Item, Reader, n, s};
+use super::keys::{self, IDEMPOTENCY_SK, PK, SK};
+use super::{Ledger, LedgerError};
+use crate::domain::idempotency::{ExistingRecord, IdempotencyKey, StoredResponse};
+use crate::domain::ids::AccountId;
+
+const IN_PROGRESS: &str = "INPROGRESS";
+const COMPLETED: &str = "COMPLETED";
+/// How long a completed response is replayed.
+pub const RECORD_TTL_SECONDS: i64 = 24 * 3600;
+
+/// A claim on an idempotency key, valid until the handler's deadline.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub account: &'a AccountId,
+    pub key: &'a IdempotencyKey,
+    pub request_hash: &'a str,
+    pub now_ms: i64,
+    /// When an INPROGRESS record may be taken over: the Lambda's deadline.
+    pub in_progress_until_ms: i64,
+}
+
+impl Ledger {
+    pub(crate) fn claim_action(&self, claim: &Claim<'_>, reference: &str) -> Result<TransactWriteItem, LedgerError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(keys::idempotency_pk(claim.account, claim.key)))
+            .item(SK, s(IDEMPOTENCY_SK))
+            .item("status", s(IN_PROGRESS))
+            .item("request_hash", s(claim.request_hash))
+            .item("in_progress_expiry", n(claim.in_progress_until_ms))
+            .item("ttl", n(claim.now_ms / 1000 + RECORD_TTL_SECONDS))
+            .item("reference", s(reference))
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#status = :in_progress AND in_progress_expiry < :now_ms)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
+            .expression_attribute_values(":now_ms", n(claim.now_ms))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Marks the claim COMPLETED with the response to replay, if it is still ours.
+    pub(crate) fn complete_action(
+        &self,
+        claim: &Claim<'_>,
+        response: &StoredResponse,
+    ) -> Result<TransactWriteItem, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::idempotency_pk(claim.account, claim.key)))
+            .key(SK, s(IDEMPOTENCY_SK))
+            .update_expression("SET #status = :completed, response_status = :rs, response_body = :rb REMOVE in_progress_expiry")
+            .condition_expression("#status = :in_progress AND request_hash = :hash")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":hash", s(claim.request_hash))
+            .expression_attribute_values(":rs", n(response.status))
+            .expression_attribute_values(":rb", s(&response.body))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The live record under a key, if any (consistent read), judged at `now_ms`.
+    pub async fn live_idempotency_record(&self, claim: &Claim<'_>) -> Result<Option<ExistingRecord>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(keys::idempotency_pk(claim.account, claim.key)))
+            .key(SK, s(IDEMPOTENCY_SK))
+            .consistent_read(true)
+            .send()
+            .await?;
+        match out.item {
+            Some(item) if is_live(&item, claim.now_ms)? => parse_record(&item).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn is_live(item: &Item, now_ms: i64) -> Result<bool, LedgerError> {
+    let r = Reader::new(item, "idempotency record");
+    let ttl = i64::try_from(r.u64("ttl")?).unwrap_or(i64::MAX);
+    if ttl < now_ms / 1000 {
+        return Ok(false);
+    }
+    if r.str("status")? == IN_PROGRESS {
+        let until = i64::try_from(r.u64("in_progress_expiry")?).unwrap_or(i64::MAX);
+        return Ok(until >= now_ms);
+    }
+    Ok(true)
+}
+
+/// Reads a record returned by ALL_OLD or a get.
+pub(crate) fn parse_record(item: &Item) -> Result<ExistingRecord, LedgerError> {
+    let r = Reader::new(item, "idempotency record");
+    let request_hash = r.str("request_hash")?.to_owned();
+    match r.str("status")? {
+        IN_PROGRESS => Ok(ExistingRecord::InProgress { request_hash }),
+        COMPLETED => Ok(ExistingRecord::Completed {
+            request_hash,
+            response: StoredResponse {
+                status: u16::try_from(r.u64("response_status")?)
+                    .map_err(|_| LedgerError::Corrupt("idempotency response status".into()))?,
+                body: r.str("response_body")?.to_owned(),
+            },
+        }),
+        _ => Err(LedgerError::Corrupt("idempotency record status is unknown".into())),
+    }
+}

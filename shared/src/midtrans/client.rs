@@ -1,0 +1,159 @@
+//! The one small client through which we talk to Midtrans (or the local simulator): Snap for
+//! checkout pages, the Core API for status and refunds. Configured by base URLs and server key.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::{MidtransConfig, Secret};
+use crate::domain::ids::OrderId;
+use crate::domain::invoice::PaymentLink;
+use crate::domain::money::Rupiah;
+use crate::domain::quantity::Quantity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("payment gateway unreachable")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("payment gateway answered HTTP {status}")]
+    Status { status: u16 },
+    #[error("payment gateway answered with an unexpected body")]
+    BadBody(#[source] reqwest::Error),
+}
+
+/// The gateway's view of an order (Core API status).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransactionStatus {
+    pub order_id: String,
+    pub status_code: String,
+    pub transaction_status: String,
+    pub gross_amount: String,
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    #[serde(default)]
+    pub fraud_status: Option<String>,
+    #[serde(default)]
+    pub payment_type: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct MidtransClient {
+    http: reqwest::Client,
+    server_key: Secret,
+    snap_base_url: String,
+    api_base_url: String,
+}
+
+impl std::fmt::Debug for MidtransClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MidtransClient")
+            .field("snap_base_url", &self.snap_base_url)
+            .field("api_base_url", &self.api_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapToken {
+    token: String,
+    redirect_url: String,
+}
+
+impl MidtransClient {
+    pub fn new(config: &MidtransConfig) -> Result<Self, GatewayError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(GatewayError::Unreachable)?;
+        Ok(Self {
+            http,
+            server_key: config.server_key.clone(),
+            snap_base_url: config.snap_base_url.trim_end_matches('/').to_owned(),
+            api_base_url: config.api_base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn server_key(&self) -> &Secret {
+        &self.server_key
+    }
+
+    fn authorization(&self) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{}:", self.server_key.expose())))
+    }
+
+    /// Snap create-transaction: a payment page for the order.
+    pub async fn create_payment(
+        &self,
+        order_id: &OrderId,
+        unit_price: Rupiah,
+        quantity: Quantity,
+        amount: Rupiah,
+    ) -> Result<PaymentLink, GatewayError> {
+        let body = json!({
+            "transaction_details": {"order_id": order_id.to_string(), "gross_amount": amount.get()},
+            "item_details": [{
+                "id": "e-meterai-10000",
+                "price": unit_price.get(),
+                "quantity": quantity.get(),
+                "name": "e-Meterai Rp10.000",
+            }],
+        });
+        let response = self
+            .http
+            .post(format!("{}/snap/v1/transactions", self.snap_base_url))
+            .header("Authorization", self.authorization())
+            .header("Accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .map_err(GatewayError::Unreachable)?;
+        if !response.status().is_success() {
+            return Err(GatewayError::Status { status: response.status().as_u16() });
+        }
+        let token: SnapToken = response.json().await.map_err(GatewayError::BadBody)?;
+        Ok(PaymentLink { token: token.token, redirect_url: token.redirect_url })
+    }
+
+    /// Core API status of an order; `None` when the gateway has never seen it.
+    pub async fn status(&self, order_id: &OrderId) -> Result<Option<TransactionStatus>, GatewayError> {
+        let response = self
+            .http
+            .get(format!("{}/v2/{order_id}/status", self.api_base_url))
+            .header("Authorization", self.authorization())
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(GatewayError::Unreachable)?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(GatewayError::Status { status: response.status().as_u16() });
+        }
+        let status: TransactionStatus = response.json().await.map_err(GatewayError::BadBody)?;
+        // Midtrans answers some "not found" cases with HTTP 200 and status_code 404 in the body.
+        if status.status_code == "404" {
+            return Ok(None);
+        }
+        Ok(Some(status))
+    }
+
+    /// Core API refund; `refund_key` makes a retry the same refund, never a second one.
+    pub async fn refund(&self, order_id: &OrderId, refund_key: &str, amount: Rupiah, reason: &str) -> Result<(), GatewayError> {
+        let response = self
+            .http
+            .post(format!("{}/v2/{order_id}/refund", self.api_base_url))
+            .header("Authorization", self.authorization())
+            .header("Accept", "application/json")
+            .json(&json!({"refund_key": refund_key, "amount": amount.get(), "reason": reason}))
+            .send()
+            .await
+            .map_err(GatewayError::Unreachable)?;
+        if !response.status().is_success() {
+            return Err(GatewayError::Status { status: response.status().as_u16() });
+        }
+        Ok(())
+    }
+}
