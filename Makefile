@@ -1,0 +1,24 @@
+# Entry points. Everything they install goes under .local/ (git-ignored).
+#   make test   the whole test suite against real DynamoDB Local and SeaweedFS
+#   make run    the whole system on 127.0.0.1 (see README, "Local stack")
+
+SHELL := /usr/bin/env bash
+CARGO ?= cargo
+
+.PHONY: install install-all test run clean-local-data
+
+install:
+	scripts/install.sh
+
+install-all:
+	scripts/install.sh --all
+
+test: install
+	scripts/with-test-services.sh $(CARGO) test --workspace
+
+run: install-all
+	scripts/run-local.sh
+
+# Forgets the local stack's tables and objects (keeps the installed components).
+clean-local-data:
+	rm -rf .local/data

@@ -1,0 +1,10 @@
+//! The local stack of e-Meterai: development tooling that runs the real functions on one machine.
+//! Nothing here is deployed.
+//!
+//! - `template`: reads `template.yaml`, the single source of the table, bucket, routes and triggers.
+//! - `provision`: creates the table and bucket that `template.yaml` declares on local services.
+//! - `testing`: unique names and environment checks for integration tests.
+
+pub mod provision;
+pub mod template;
+pub mod testing;

