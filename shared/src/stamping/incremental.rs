@@ -37,6 +37,7 @@ pub struct Prepared {
 }
 
 pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<Prepared, Rejection> {
+    let original = loaded.rewritten.as_deref().unwrap_or(original);
     let doc = &loaded.doc;
     let page = loaded.pages.get(inputs.page_index).ok_or(Rejection::PageOutOfRange)?;
     let catalog = parse::dict_of(doc, loaded.root_id).ok_or(Rejection::Corrupt)?;

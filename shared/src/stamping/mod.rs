@@ -182,7 +182,7 @@ fn load_checked(pdf: &[u8]) -> Result<parse::Loaded, Rejection> {
     if pdf.len() > MAX_PDF_BYTES {
         return Err(Rejection::TooLarge);
     }
-    parse::load(pdf)
+    parse::load(pdf, true)
 }
 
 fn prepare(pdf: &[u8], req: &StampRequest<'_>) -> Result<(incremental::Prepared, u32), Rejection> {

@@ -94,6 +94,9 @@ pub struct SignatureWidget {
 
 pub struct Loaded {
     pub doc: Document,
+    /// When the cross-reference data was damaged and no signature exists, the whole file
+    /// rewritten by lopdf: the update is appended to these bytes instead of the original.
+    pub rewritten: Option<Vec<u8>>,
     /// Where `%PDF-` starts; cross-reference offsets count from here.
     pub header_offset: usize,
     pub header_version: Option<(u8, u8)>,
@@ -120,8 +123,10 @@ pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
     Some((offset, version))
 }
 
-/// Loads what stamping needs, or says why the file cannot be stamped.
-pub fn load(pdf: &[u8]) -> Result<Loaded, Rejection> {
+/// Loads what stamping needs, or says why the file cannot be stamped. A file whose last
+/// cross-reference section cannot be found has no sound `/Prev` for an incremental update: it is
+/// rewritten whole when `allow_rewrite` and no signature would be broken by that, else corrupt.
+pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
     let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
     let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
     let looks_encrypted = contains(pdf, b"/Encrypt");
@@ -133,7 +138,17 @@ pub fn load(pdf: &[u8]) -> Result<Loaded, Rejection> {
     if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() || doc.is_encrypted() {
         return Err(Rejection::Encrypted);
     }
-    let (startxref, xref_kind) = last_section(pdf, header_offset).ok_or(Rejection::Corrupt)?;
+    let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
+        if !allow_rewrite || contains(pdf, b"/ByteRange") {
+            return Err(Rejection::Corrupt);
+        }
+        let mut doc = doc;
+        let mut rewritten = Vec::with_capacity(pdf.len());
+        doc.save_to(&mut rewritten).map_err(|_| Rejection::Corrupt)?;
+        let mut loaded = load(&rewritten, false)?;
+        loaded.rewritten = Some(rewritten);
+        return Ok(loaded);
+    };
     let root_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| Rejection::Corrupt)?;
     let catalog = dict_of(&doc, root_id).ok_or(Rejection::Corrupt)?;
     let pages = collect_pages(&doc, catalog)?;
@@ -144,6 +159,7 @@ pub fn load(pdf: &[u8]) -> Result<Loaded, Rejection> {
     let certification_permission = certification_permission(&doc, catalog);
     Ok(Loaded {
         doc,
+        rewritten: None,
         header_offset,
         header_version,
         startxref,

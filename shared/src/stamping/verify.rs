@@ -32,7 +32,7 @@ impl FoundStamp {
 /// (there is no size limit here).
 pub fn verify(pdf: &[u8], issuer_certs: Option<&[Vec<u8>]>) -> Result<Vec<FoundStamp>, Rejection> {
     find_header(pdf).ok_or(Rejection::NotPdf)?;
-    let loaded = parse::load(pdf)?;
+    let loaded = parse::load(pdf, false)?;
     let mut found = Vec::new();
     for value in &loaded.signatures {
         let Some(serial) = value.reason.as_deref().and_then(serial_in_reason) else { continue };
