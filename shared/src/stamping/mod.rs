@@ -1,1 +1,250 @@
-//! The PDF stamping engine (to be built: stamping-engine issue).
+//! The PDF stamping engine: an e-Meterai is the issuer's PDF signature whose widget shows the
+//! stamp, appended as an incremental update so earlier signatures stay valid.
+//!
+//! - [`check`]: every rejection that needs no signing, cheap, before any quota is spent.
+//! - [`stamp`]: the stamped document (deterministic for the same inputs).
+//! - [`verify`]: the e-Meterai signatures found in a document and whether each holds.
+
+pub mod appearance;
+pub mod cms;
+pub mod der;
+pub mod incremental;
+pub mod issuer;
+pub mod parse;
+pub mod placement;
+pub mod qr;
+pub mod serialize;
+pub mod verify;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::placement::Placement;
+use crate::domain::serial::{SERIAL_LEN, Serial};
+pub use issuer::{Issuer, IssuerError};
+pub use verify::{FoundStamp, verify};
+
+/// Largest document accepted, and largest stamped result produced (800 KB, strictly).
+pub const MAX_PDF_BYTES: usize = 800_000;
+
+/// Why a document cannot be stamped. Codes are the API's rejection codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the file is not a PDF")]
+    NotPdf,
+    #[error("the PDF is damaged and cannot be read safely")]
+    Corrupt,
+    #[error("the PDF is encrypted")]
+    Encrypted,
+    #[error("the PDF, or the stamped result, is larger than 800,000 bytes")]
+    TooLarge,
+    #[error("every page must be A4 (portrait or landscape, within 2 mm)")]
+    NotA4,
+    #[error("the document has no such page")]
+    PageOutOfRange,
+    #[error("the stamp would not lie inside the page")]
+    PlacementOutOfBounds,
+    #[error("the stamp would cover an existing signature")]
+    PlacementOverlapsSignature,
+    #[error("the document already carries an e-Meterai")]
+    AlreadyStamped,
+    #[error("a certification signature forbids any change to the document")]
+    CertifiedNoChanges,
+}
+
+impl Rejection {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NotPdf => "not_pdf",
+            Rejection::Corrupt => "corrupt",
+            Rejection::Encrypted => "encrypted",
+            Rejection::TooLarge => "too_large",
+            Rejection::NotA4 => "not_a4",
+            Rejection::PageOutOfRange => "page_out_of_range",
+            Rejection::PlacementOutOfBounds => "placement_out_of_bounds",
+            Rejection::PlacementOverlapsSignature => "placement_overlaps_signature",
+            Rejection::AlreadyStamped => "already_stamped",
+            Rejection::CertifiedNoChanges => "certified_no_changes",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    pub const ALL: [Rejection; 10] = [
+        Rejection::NotPdf,
+        Rejection::Corrupt,
+        Rejection::Encrypted,
+        Rejection::TooLarge,
+        Rejection::NotA4,
+        Rejection::PageOutOfRange,
+        Rejection::PlacementOutOfBounds,
+        Rejection::PlacementOverlapsSignature,
+        Rejection::AlreadyStamped,
+        Rejection::CertifiedNoChanges,
+    ];
+}
+
+/// What to stamp.
+#[derive(Debug, Clone, Copy)]
+pub struct StampRequest<'a> {
+    pub serial: &'a Serial,
+    pub placement: &'a Placement,
+    pub signed_at: DateTime<Utc>,
+    /// The full URL in the QR code, e.g. `https://host/v1/verify/{serial}`.
+    pub verify_url: &'a str,
+}
+
+/// A stamped document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub pdf: Vec<u8>,
+    pub sha256: [u8; 32],
+    /// The 1-based page that carries the stamp.
+    pub page: u32,
+}
+
+impl Stamped {
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
+/// The `/Reason` of an e-Meterai signature.
+pub fn reason_for(serial: &str) -> String {
+    format!("[{serial}] e-Meterai 10000")
+}
+
+/// The serial in an e-Meterai `/Reason` (`[SERIAL] e-Meterai...`), if it is one.
+pub fn serial_in_reason(reason: &[u8]) -> Option<String> {
+    let rest = reason.strip_prefix(b"[")?;
+    let serial = rest.get(..SERIAL_LEN)?;
+    let after = rest.get(SERIAL_LEN..)?;
+    let serial_ok = serial.iter().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+    (serial_ok && after.starts_with(b"] e-Meterai")).then(|| String::from_utf8_lossy(serial).into_owned())
+}
+
+/// Where the stamp will go, once every check has passed.
+struct Plan {
+    page_index: usize,
+    rect: parse::Rect,
+}
+
+/// A4 is 210 x 297 mm; a page passes within 2 mm in either orientation.
+fn is_a4(page: &parse::PageInfo) -> bool {
+    const TOLERANCE_MM: f64 = 2.0;
+    let (w, h) = placement::displayed_size_mm(page);
+    let near = |a: f64, b: f64| (a - b).abs() <= TOLERANCE_MM;
+    (near(w, 210.0) && near(h, 297.0)) || (near(w, 297.0) && near(h, 210.0))
+}
+
+/// The document-level and placement checks, in the order the codes are reported.
+fn plan(pdf: &[u8], loaded: &parse::Loaded, placement: &Placement) -> Result<Plan, Rejection> {
+    let _ = pdf;
+    if loaded.signatures.iter().any(|s| s.reason.as_deref().and_then(serial_in_reason).is_some()) {
+        return Err(Rejection::AlreadyStamped);
+    }
+    let no_changes = loaded.certification_permission == Some(1)
+        || loaded.signatures.iter().any(|s| s.docmdp_permission == Some(1));
+    if no_changes {
+        return Err(Rejection::CertifiedNoChanges);
+    }
+    if !loaded.pages.iter().all(is_a4) {
+        return Err(Rejection::NotA4);
+    }
+    let page_index = match placement.page() {
+        None => loaded.pages.len() - 1,
+        Some(n) => {
+            let index = usize::try_from(n).map_err(|_| Rejection::PageOutOfRange)?.saturating_sub(1);
+            if index >= loaded.pages.len() {
+                return Err(Rejection::PageOutOfRange);
+            }
+            index
+        }
+    };
+    let page = loaded.pages.get(page_index).ok_or(Rejection::PageOutOfRange)?;
+    if !placement::fits(page, placement.x_mm(), placement.y_mm()) {
+        return Err(Rejection::PlacementOutOfBounds);
+    }
+    let rect = placement::user_rect(page, placement);
+    let overlaps = loaded
+        .signature_widgets
+        .iter()
+        .any(|w| w.page == Some(page.id) && w.rect.intersection(&rect).is_some());
+    if overlaps {
+        return Err(Rejection::PlacementOverlapsSignature);
+    }
+    Ok(Plan { page_index, rect })
+}
+
+fn load_checked(pdf: &[u8]) -> Result<parse::Loaded, Rejection> {
+    parse::find_header(pdf).ok_or(Rejection::NotPdf)?;
+    if pdf.len() > MAX_PDF_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    parse::load(pdf, true)
+}
+
+fn prepare(pdf: &[u8], req: &StampRequest<'_>) -> Result<(incremental::Prepared, u32), Rejection> {
+    let loaded = load_checked(pdf)?;
+    let plan = plan(pdf, &loaded, req.placement)?;
+    let inputs = incremental::Inputs {
+        serial: req.serial.as_str(),
+        signing_time_pdf: req.signed_at.format("D:%Y%m%d%H%M%S+00'00'").to_string(),
+        date_line: req.signed_at.format("%d-%m-%Y").to_string(),
+        verify_url: req.verify_url,
+        page_index: plan.page_index,
+        rect: plan.rect,
+    };
+    let prepared = incremental::prepare(pdf, &loaded, &inputs)?;
+    if prepared.bytes.len() > MAX_PDF_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    let page = u32::try_from(plan.page_index + 1).map_err(|_| Rejection::PageOutOfRange)?;
+    Ok((prepared, page))
+}
+
+/// Every rejection that needs no signing. Also checks the stamped size, with a worst-case
+/// verification URL standing in for the real one.
+pub fn check(pdf: &[u8], placement: &Placement) -> Result<(), Rejection> {
+    let serial = Serial::parse("0000000000000000000000").map_err(|_| Rejection::Corrupt)?;
+    let long_url = format!("https://{}/v1/verify/{serial}", "x".repeat(64));
+    let req = StampRequest { serial: &serial, placement, signed_at: DateTime::<Utc>::UNIX_EPOCH, verify_url: &long_url };
+    prepare(pdf, &req).map(|_| ())
+}
+
+/// Stamps `pdf`. Deterministic: the same document, request and issuer give the same bytes.
+pub fn stamp(pdf: &[u8], req: &StampRequest<'_>, issuer: &Issuer) -> Result<Stamped, Rejection> {
+    let (mut prepared, page) = prepare(pdf, req)?;
+    let signed = {
+        let bytes = &prepared.bytes;
+        let before = bytes.get(..prepared.contents_start).ok_or(Rejection::Corrupt)?;
+        let after = bytes.get(prepared.contents_end..).ok_or(Rejection::Corrupt)?;
+        cms::sha256(&[before, after])
+    };
+    let signature = cms::sign_detached(issuer, &signed, &req.signed_at);
+    if !incremental::fill_signature(&mut prepared, &signature) {
+        return Err(Rejection::TooLarge);
+    }
+    let sha256 = cms::sha256(&[&prepared.bytes]);
+    Ok(Stamped { pdf: prepared.bytes, sha256, page })
+}
+
+/// The default placement on `page` (1-based, `None` for the last page): the stamp's
+/// bottom-right corner 15 mm from the bottom-right corner of the page as displayed. A document
+/// that cannot be read, or has no such page, gets the top-left corner, so that [`stamp`]
+/// reports the real rejection.
+pub fn default_placement(pdf: &[u8], page: Option<u32>) -> Result<Placement, crate::domain::placement::InvalidPlacement> {
+    let position = load_checked(pdf).ok().and_then(|loaded| {
+        let index = match page {
+            None => loaded.pages.len().checked_sub(1)?,
+            Some(n) => usize::try_from(n).ok()?.checked_sub(1)?,
+        };
+        loaded.pages.get(index).map(placement::default_position_mm)
+    });
+    let (x, y) = position.unwrap_or((0.0, 0.0));
+    Placement::parse(page, x, y)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,487 @@
+//! Reading a PDF just far enough to stamp it: header, the last cross-reference section, the
+//! page tree with inherited boxes and rotation, and the signatures already on the document.
+//! Every walk is bounded (depth, count, visited set) so hostile files cannot loop or blow up.
+
+use std::collections::HashSet;
+
+use lopdf::{Dictionary, Document, Object, ObjectId};
+
+use super::Rejection;
+
+/// Largest size any single stream may decompress to while loading (object and xref streams).
+const MAX_DECOMPRESSED_STREAM: usize = 4 * 1024 * 1024;
+/// Deepest page tree / field tree / parent chain we follow.
+const MAX_TREE_DEPTH: usize = 64;
+/// Most pages we accept in one document.
+const MAX_PAGES: usize = 5_000;
+/// Most field-tree nodes and annotations we look at.
+const MAX_NODES: usize = 50_000;
+/// How far the `%PDF-` header may sit from the start of the file.
+const HEADER_SEARCH_WINDOW: usize = 1024;
+
+/// A rectangle in default user space, normalised so that `x0 <= x1` and `y0 <= y1`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+}
+
+impl Rect {
+    pub fn new(a: f64, b: f64, c: f64, d: f64) -> Rect {
+        Rect { x0: a.min(c), y0: b.min(d), x1: a.max(c), y1: b.max(d) }
+    }
+    pub fn width(&self) -> f64 {
+        self.x1 - self.x0
+    }
+    pub fn height(&self) -> f64 {
+        self.y1 - self.y0
+    }
+    pub fn intersection(&self, other: &Rect) -> Option<Rect> {
+        let r = Rect { x0: self.x0.max(other.x0), y0: self.y0.max(other.y0), x1: self.x1.min(other.x1), y1: self.y1.min(other.y1) };
+        (r.x0 < r.x1 && r.y0 < r.y1).then_some(r)
+    }
+    pub fn has_area(&self) -> bool {
+        self.width() > 0.0 && self.height() > 0.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PageInfo {
+    pub id: ObjectId,
+    /// The visible area: the crop box clipped to the media box.
+    pub visible: Rect,
+    /// Clockwise display rotation: 0, 90, 180 or 270.
+    pub rotate: u16,
+}
+
+impl PageInfo {
+    /// Width and height in points of the page as displayed.
+    pub fn displayed_size(&self) -> (f64, f64) {
+        if self.rotate % 180 == 0 {
+            (self.visible.width(), self.visible.height())
+        } else {
+            (self.visible.height(), self.visible.width())
+        }
+    }
+}
+
+/// Kind of the last cross-reference section, which our appended section copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XrefKind {
+    Table,
+    Stream,
+}
+
+/// A signature value dictionary found on the document.
+#[derive(Debug, Clone)]
+pub struct SignatureValue {
+    pub reason: Option<Vec<u8>>,
+    pub signing_time: Option<Vec<u8>>,
+    pub byte_range: Option<Vec<i64>>,
+    pub contents: Option<Vec<u8>>,
+    /// `/P` of a DocMDP transform in this signature's `/Reference`, when there is one (default 2).
+    pub docmdp_permission: Option<i64>,
+}
+
+/// A signature field widget with its rectangle, on some page.
+#[derive(Debug, Clone)]
+pub struct SignatureWidget {
+    pub page: Option<ObjectId>,
+    pub rect: Rect,
+}
+
+pub struct Loaded {
+    pub doc: Document,
+    /// When the cross-reference data was damaged and no signature exists, the whole file
+    /// rewritten by lopdf: the update is appended to these bytes instead of the original.
+    pub rewritten: Option<Vec<u8>>,
+    /// Where `%PDF-` starts; cross-reference offsets count from here.
+    pub header_offset: usize,
+    pub header_version: Option<(u8, u8)>,
+    /// The last `startxref` value (relative to the header), pointing at a real section.
+    pub startxref: usize,
+    pub xref_kind: XrefKind,
+    pub root_id: ObjectId,
+    pub pages: Vec<PageInfo>,
+    pub signatures: Vec<SignatureValue>,
+    pub signature_widgets: Vec<SignatureWidget>,
+    /// The catalog's `/Perms /DocMDP` permission, when the document is certified.
+    pub certification_permission: Option<i64>,
+}
+
+/// Finds `%PDF-` near the start; `None` means this is not a PDF.
+pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
+    let window = &pdf[..pdf.len().min(HEADER_SEARCH_WINDOW)];
+    let offset = window.windows(5).position(|w| w == b"%PDF-")?;
+    let digits = pdf.get(offset + 5..offset + 8);
+    let version = match digits {
+        Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => Some((major - b'0', minor - b'0')),
+        _ => None,
+    };
+    Some((offset, version))
+}
+
+/// Loads what stamping needs, or says why the file cannot be stamped. A file whose last
+/// cross-reference section cannot be found has no sound `/Prev` for an incremental update: it is
+/// rewritten whole when `allow_rewrite` and no signature would be broken by that, else corrupt.
+pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
+    let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
+    let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
+    let looks_encrypted = contains(pdf, b"/Encrypt");
+    let doc = match Document::load_mem_with_options(pdf, options) {
+        Ok(doc) => doc,
+        Err(_) if looks_encrypted => return Err(Rejection::Encrypted),
+        Err(_) => return Err(Rejection::Corrupt),
+    };
+    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() || doc.is_encrypted() {
+        return Err(Rejection::Encrypted);
+    }
+    let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
+        if !allow_rewrite || contains(pdf, b"/ByteRange") {
+            return Err(Rejection::Corrupt);
+        }
+        let mut doc = doc;
+        let mut rewritten = Vec::with_capacity(pdf.len());
+        doc.save_to(&mut rewritten).map_err(|_| Rejection::Corrupt)?;
+        let mut loaded = load(&rewritten, false)?;
+        loaded.rewritten = Some(rewritten);
+        return Ok(loaded);
+    };
+    let root_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| Rejection::Corrupt)?;
+    let catalog = dict_of(&doc, root_id).ok_or(Rejection::Corrupt)?;
+    let pages = collect_pages(&doc, catalog)?;
+    if pages.is_empty() {
+        return Err(Rejection::Corrupt);
+    }
+    let (signatures, signature_widgets) = collect_signatures(&doc, catalog, &pages);
+    let certification_permission = certification_permission(&doc, catalog);
+    Ok(Loaded {
+        doc,
+        rewritten: None,
+        header_offset,
+        header_version,
+        startxref,
+        xref_kind,
+        root_id,
+        pages,
+        signatures,
+        signature_widgets,
+        certification_permission,
+    })
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The value of the last `startxref`, checked to point at a cross-reference table or stream
+/// (whitespace before it is tolerated and skipped). Our `/Prev` must name a real section.
+fn last_section(pdf: &[u8], header_offset: usize) -> Option<(usize, XrefKind)> {
+    let keyword = rfind(pdf, b"startxref")?;
+    let after = pdf.get(keyword + 9..)?;
+    let digits: Vec<u8> = after.iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit()).copied().collect();
+    if digits.is_empty() || digits.len() > 10 {
+        return None;
+    }
+    let value: usize = std::str::from_utf8(&digits).ok()?.parse().ok()?;
+    let mut position = header_offset.checked_add(value)?;
+    while pdf.get(position).is_some_and(|b| b.is_ascii_whitespace()) {
+        position += 1;
+    }
+    let at = pdf.get(position..)?;
+    if at.starts_with(b"xref") {
+        return Some((position - header_offset, XrefKind::Table));
+    }
+    // "N G obj" whose dictionary is a cross-reference stream.
+    let head = &at[..at.len().min(512)];
+    let mut parts = head.split(|b| b.is_ascii_whitespace()).filter(|p| !p.is_empty());
+    let number_ok = parts.next().is_some_and(|p| p.iter().all(u8::is_ascii_digit));
+    let generation_ok = parts.next().is_some_and(|p| p.iter().all(u8::is_ascii_digit));
+    let obj_ok = parts.next().is_some_and(|p| p.starts_with(b"obj"));
+    if number_ok && generation_ok && obj_ok && contains(head, b"/XRef") {
+        return Some((position - header_offset, XrefKind::Stream));
+    }
+    None
+}
+
+/// Follows references (a bounded number of hops) to the object they name.
+pub fn resolve<'a>(doc: &'a Document, mut object: &'a Object) -> Option<&'a Object> {
+    for _ in 0..16 {
+        match object {
+            Object::Reference(id) => object = doc.objects.get(id)?,
+            other => return Some(other),
+        }
+    }
+    None
+}
+
+pub fn dict_of(doc: &Document, id: ObjectId) -> Option<&Dictionary> {
+    match doc.objects.get(&id)? {
+        Object::Dictionary(dict) => Some(dict),
+        Object::Stream(stream) => Some(&stream.dict),
+        _ => None,
+    }
+}
+
+pub fn get<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+    resolve(doc, dict.get(key).ok()?)
+}
+
+pub fn get_dict<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Dictionary> {
+    match get(doc, dict, key)? {
+        Object::Dictionary(d) => Some(d),
+        Object::Stream(s) => Some(&s.dict),
+        _ => None,
+    }
+}
+
+pub fn get_array<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Vec<Object>> {
+    match get(doc, dict, key)? {
+        Object::Array(a) => Some(a),
+        _ => None,
+    }
+}
+
+pub fn number(doc: &Document, object: &Object) -> Option<f64> {
+    match resolve(doc, object)? {
+        Object::Integer(i) => Some(*i as f64),
+        Object::Real(r) if r.is_finite() => Some(f64::from(*r)),
+        _ => None,
+    }
+}
+
+pub fn rect_of(doc: &Document, object: &Object) -> Option<Rect> {
+    let Object::Array(items) = resolve(doc, object)? else { return None };
+    if items.len() != 4 {
+        return None;
+    }
+    let v: Vec<f64> = items.iter().filter_map(|o| number(doc, o)).collect();
+    match v.as_slice() {
+        [a, b, c, d] => Some(Rect::new(*a, *b, *c, *d)),
+        _ => None,
+    }
+}
+
+fn name_is(doc: &Document, dict: &Dictionary, key: &[u8], expected: &[u8]) -> bool {
+    matches!(get(doc, dict, key), Some(Object::Name(n)) if n == expected)
+}
+
+#[derive(Clone, Copy)]
+struct Inherited {
+    media: Option<Rect>,
+    crop: Option<Rect>,
+    rotate: Option<i64>,
+}
+
+/// Pages in order, with `/MediaBox`, `/CropBox` and `/Rotate` inherited down the tree.
+fn collect_pages(doc: &Document, catalog: &Dictionary) -> Result<Vec<PageInfo>, Rejection> {
+    let root = match catalog.get(b"Pages") {
+        Ok(Object::Reference(id)) => *id,
+        _ => return Err(Rejection::Corrupt),
+    };
+    let mut pages = Vec::new();
+    let mut visited = HashSet::new();
+    // Explicit stack instead of recursion: (node, inherited attributes, depth).
+    let mut stack = vec![(root, Inherited { media: None, crop: None, rotate: None }, 0usize)];
+    while let Some((id, inherited, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH || !visited.insert(id) || visited.len() > MAX_PAGES * 2 {
+            return Err(Rejection::Corrupt);
+        }
+        let node = dict_of(doc, id).ok_or(Rejection::Corrupt)?;
+        let here = Inherited {
+            media: node.get(b"MediaBox").ok().and_then(|o| rect_of(doc, o)).or(inherited.media),
+            crop: node.get(b"CropBox").ok().and_then(|o| rect_of(doc, o)).or(inherited.crop),
+            rotate: node.get(b"Rotate").ok().and_then(|o| number(doc, o)).map(|r| r as i64).or(inherited.rotate),
+        };
+        let is_page = name_is(doc, node, b"Type", b"Page") || (!node.has(b"Kids") && node.has(b"Contents"));
+        if is_page {
+            pages.push(page_info(id, here)?);
+            if pages.len() > MAX_PAGES {
+                return Err(Rejection::Corrupt);
+            }
+            continue;
+        }
+        let kids = get_array(doc, node, b"Kids").ok_or(Rejection::Corrupt)?;
+        // Pushed in reverse so pages pop in document order.
+        for kid in kids.iter().rev() {
+            if let Object::Reference(kid_id) = kid {
+                stack.push((*kid_id, here, depth + 1));
+            }
+        }
+    }
+    Ok(pages)
+}
+
+fn page_info(id: ObjectId, attrs: Inherited) -> Result<PageInfo, Rejection> {
+    // A page without a media box is broken; readers fall back to US Letter.
+    let media = attrs.media.unwrap_or(Rect::new(0.0, 0.0, 612.0, 792.0));
+    let visible = attrs.crop.and_then(|crop| crop.intersection(&media)).unwrap_or(media);
+    if !visible.has_area() {
+        return Err(Rejection::Corrupt);
+    }
+    let rotate = attrs.rotate.unwrap_or(0).rem_euclid(360);
+    let rotate = match rotate {
+        90 => 90,
+        180 => 180,
+        270 => 270,
+        _ => 0, // readers ignore rotations that are not multiples of 90
+    };
+    Ok(PageInfo { id, visible, rotate })
+}
+
+/// Signature values reachable from the form fields and page annotations, and the signature
+/// widgets that sit on pages.
+fn collect_signatures(doc: &Document, catalog: &Dictionary, pages: &[PageInfo]) -> (Vec<SignatureValue>, Vec<SignatureWidget>) {
+    let mut seen_values = HashSet::new();
+    let mut values = Vec::new();
+    let mut widgets = Vec::new();
+    let mut budget = MAX_NODES;
+
+    let mut note_value = |v: &Object, values: &mut Vec<SignatureValue>| {
+        let key = match v {
+            Object::Reference(id) => Some(*id),
+            _ => None,
+        };
+        if let Some(key) = key
+            && !seen_values.insert(key)
+        {
+            return;
+        }
+        if let Some(Object::Dictionary(d)) = resolve(doc, v) {
+            values.push(signature_value(doc, d));
+        }
+    };
+
+    // Field tree, without recursion.
+    if let Some(acroform) = get_dict(doc, catalog, b"AcroForm")
+        && let Some(fields) = get_array(doc, acroform, b"Fields")
+    {
+        let mut visited = HashSet::new();
+        let mut stack: Vec<(&Object, bool, usize)> = fields.iter().map(|f| (f, false, 0)).collect();
+        while let Some((field, parent_is_sig, depth)) = stack.pop() {
+            if budget == 0 || depth > MAX_TREE_DEPTH {
+                break;
+            }
+            budget -= 1;
+            if let Object::Reference(id) = field
+                && !visited.insert(*id)
+            {
+                continue;
+            }
+            let Some(Object::Dictionary(node)) = resolve(doc, field) else { continue };
+            let is_sig = match get(doc, node, b"FT") {
+                Some(Object::Name(n)) => n == b"Sig",
+                _ => parent_is_sig,
+            };
+            if is_sig && let Ok(v) = node.get(b"V") {
+                note_value(v, &mut values);
+            }
+            if let Some(kids) = get_array(doc, node, b"Kids") {
+                stack.extend(kids.iter().map(|k| (k, is_sig, depth + 1)));
+            }
+        }
+    }
+
+    // Page annotations: signature widgets (for overlap) and values not listed in the fields.
+    for page in pages {
+        let Some(page_dict) = dict_of(doc, page.id) else { continue };
+        let Some(annots) = get_array(doc, page_dict, b"Annots") else { continue };
+        for annot in annots {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            let Some(Object::Dictionary(widget)) = resolve(doc, annot) else { continue };
+            if !name_is(doc, widget, b"Subtype", b"Widget") {
+                continue;
+            }
+            let Some(field) = signature_field_of(doc, widget) else { continue };
+            if let Ok(v) = field.get(b"V") {
+                note_value(v, &mut values);
+            }
+            if let Some(rect) = widget.get(b"Rect").ok().and_then(|r| rect_of(doc, r))
+                && rect.has_area()
+            {
+                widgets.push(SignatureWidget { page: Some(page.id), rect });
+            }
+        }
+    }
+
+    // Usage-rights and certification signatures live under /Perms.
+    if let Some(perms) = get_dict(doc, catalog, b"Perms") {
+        for (_, v) in perms.iter() {
+            note_value(v, &mut values);
+        }
+    }
+    (values, widgets)
+}
+
+/// The field dictionary (the widget itself or an ancestor) that makes `widget` a signature
+/// field, if it is one.
+fn signature_field_of<'a>(doc: &'a Document, widget: &'a Dictionary) -> Option<&'a Dictionary> {
+    let mut node = widget;
+    for _ in 0..MAX_TREE_DEPTH {
+        match get(doc, node, b"FT") {
+            Some(Object::Name(n)) if n == b"Sig" => return Some(node),
+            Some(Object::Name(_)) => return None,
+            _ => {}
+        }
+        node = get_dict(doc, node, b"Parent")?;
+    }
+    None
+}
+
+fn signature_value(doc: &Document, value: &Dictionary) -> SignatureValue {
+    let string = |key: &[u8]| match get(doc, value, key) {
+        Some(Object::String(bytes, _)) => Some(bytes.clone()),
+        _ => None,
+    };
+    let byte_range = get_array(doc, value, b"ByteRange").map(|items| {
+        items.iter().filter_map(|o| match resolve(doc, o) {
+            Some(Object::Integer(i)) => Some(*i),
+            _ => None,
+        }).collect()
+    });
+    let docmdp_permission = get_array(doc, value, b"Reference").and_then(|refs| {
+        refs.iter().find_map(|r| {
+            let Some(Object::Dictionary(reference)) = resolve(doc, r) else { return None };
+            if !name_is(doc, reference, b"TransformMethod", b"DocMDP") {
+                return None;
+            }
+            let permission = get_dict(doc, reference, b"TransformParams")
+                .and_then(|params| params.get(b"P").ok())
+                .and_then(|p| number(doc, p))
+                .map(|p| p as i64)
+                .unwrap_or(2);
+            Some(permission)
+        })
+    });
+    SignatureValue {
+        reason: string(b"Reason"),
+        signing_time: string(b"M"),
+        byte_range,
+        contents: string(b"Contents"),
+        docmdp_permission,
+    }
+}
+
+fn certification_permission(doc: &Document, catalog: &Dictionary) -> Option<i64> {
+    let perms = get_dict(doc, catalog, b"Perms")?;
+    let docmdp = get_dict(doc, perms, b"DocMDP")?;
+    Some(signature_value(doc, docmdp).docmdp_permission.unwrap_or(2))
+}
+
+/// The catalog's `/Version`, when it is a name like `1.7`.
+pub fn catalog_version(doc: &Document, catalog: &Dictionary) -> Option<(u8, u8)> {
+    let Some(Object::Name(name)) = get(doc, catalog, b"Version") else { return None };
+    match name.as_slice() {
+        [major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => Some((major - b'0', minor - b'0')),
+        _ => None,
+    }
+}

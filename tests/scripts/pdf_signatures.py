@@ -1,0 +1,49 @@
+"""Independent check of a PDF's signatures with pyHanko; prints one JSON object.
+
+usage: pdf_signatures.py FILE [TRUSTED_CERT_PEM]
+
+For every signature field: its /Reason, whether the digest and signature hold (intact, valid),
+the coverage, the modification level of later changes, and whether the signer is trusted
+(when a certificate is given). Exit 0 whenever the file could be read.
+"""
+import json
+import sys
+
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from pyhanko.keys import load_cert_from_pemder
+
+
+def main():
+    path = sys.argv[1]
+    trust = None
+    if len(sys.argv) > 2:
+        trust = [load_cert_from_pemder(sys.argv[2])]
+    result = []
+    with open(path, "rb") as handle:
+        reader = PdfFileReader(handle, strict=False)
+        for embedded in reader.embedded_signatures:
+            entry = {"field": embedded.field_name}
+            try:
+                entry["reason"] = str(embedded.sig_object.get("/Reason", ""))
+            except Exception as error:  # noqa: BLE001 - report, keep going
+                entry["reason"] = f"error: {error}"
+            try:
+                context = ValidationContext(trust_roots=trust, allow_fetching=False) if trust else ValidationContext(allow_fetching=False)
+                status = validate_pdf_signature(embedded, context, skip_diff=False)
+                entry["intact"] = bool(status.intact)
+                entry["valid"] = bool(status.valid)
+                entry["trusted"] = bool(status.trusted)
+                entry["coverage"] = status.coverage.name if status.coverage else None
+                entry["modification_level"] = status.modification_level.name if status.modification_level else None
+                entry["docmdp_ok"] = status.docmdp_ok
+                entry["summary"] = status.summary()
+            except Exception as error:  # noqa: BLE001
+                entry["error"] = f"{type(error).__name__}: {error}"
+            result.append(entry)
+    print(json.dumps({"signatures": result}))
+
+
+if __name__ == "__main__":
+    main()
