@@ -42,6 +42,8 @@ pub struct Config {
     pub quota_validity_days: u32,
     pub invoice_expiry: chrono::Duration,
     pub reconcile_after: chrono::Duration,
+    /// Public base URL of the API; the QR code of a stamp points at `{this}/v1/verify/{serial}`.
+    pub verify_base_url: String,
     pub midtrans: MidtransConfig,
 }
 
@@ -56,6 +58,11 @@ pub enum ConfigError {
 pub const LOCAL_MIDTRANS_SERVER_KEY: &str = "SB-Mid-server-LOCAL";
 
 impl Config {
+    /// The documents bucket, required by the functions that handle documents.
+    pub fn require_bucket(&self) -> Result<&str, ConfigError> {
+        self.bucket.as_deref().ok_or(ConfigError::Missing("EMETERAI_BUCKET"))
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -80,6 +87,9 @@ impl Config {
             quota_validity_days: u32::try_from(number("EMETERAI_QUOTA_VALIDITY_DAYS", 14, 1, 3650)?).unwrap_or(14),
             invoice_expiry: minutes(number("EMETERAI_INVOICE_EXPIRY_MINUTES", 24 * 60, 1, 60 * 24 * 30)?),
             reconcile_after: minutes(number("EMETERAI_RECONCILE_AFTER_MINUTES", 10, 1, 60 * 24)?),
+            verify_base_url: lookup("EMETERAI_VERIFY_BASE_URL")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "http://127.0.0.1:3000".into()),
             midtrans: MidtransConfig {
                 server_key: Secret::new(required("EMETERAI_MIDTRANS_SERVER_KEY")?),
                 snap_base_url: lookup("EMETERAI_MIDTRANS_SNAP_BASE_URL")

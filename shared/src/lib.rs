@@ -19,3 +19,4 @@ pub mod http;
 pub mod ledger;
 pub mod midtrans;
 pub mod stamping;
+pub mod storage;

@@ -2,8 +2,9 @@
 //! DynamoDB Local, and the real handlers wired to it exactly as the Lambda `main`s wire them.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use emeterai::config::{Config, aws_sdk_config};
+use emeterai::config::Config;
 use emeterai::domain::ids::AccountId;
 use emeterai::handlers::checkout::CheckoutService;
 use emeterai::handlers::payment_webhook::PaymentWebhookService;
@@ -11,7 +12,10 @@ use emeterai::http::{ApiRequest, ApiResponse};
 use emeterai::ledger::Ledger;
 use emeterai::midtrans::MidtransClient;
 use emeterai::midtrans::signature::signature_key;
-use emeterai_local::provision::create_table;
+use emeterai::handlers::stamp::{InjectedFault, Outcome, StampService, Step, StepHook};
+use emeterai::stamping::Issuer;
+use emeterai::storage::DocumentStore;
+use emeterai_local::provision::{clients_from_env, create_table, ensure_bucket};
 use emeterai_local::template::Template;
 use emeterai_local::testing::{require_test_services, unique_name};
 use http::{HeaderValue, Method};
@@ -19,15 +23,55 @@ use serde_json::{Value, json};
 
 pub const SERVER_KEY: &str = "SB-Mid-server-TEST";
 
+/// One issuer key for the whole test process (generating one per test would only cost time).
+pub fn test_issuer() -> Issuer {
+    static ISSUER: OnceLock<Issuer> = OnceLock::new();
+    ISSUER.get_or_init(|| Issuer::generate(&mut rand::thread_rng()).expect("issuer")).clone()
+}
+
+/// A fixture document from `tests/fixtures/pdf` (third-party files; see PROVENANCE.tsv there).
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/pdf/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 pub fn template() -> Template {
     Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml")
 }
 
 pub struct TestApp {
     pub table: String,
+    pub bucket: String,
     pub ledger: Ledger,
+    pub store: DocumentStore,
+    pub s3: aws_sdk_s3::Client,
     pub checkout: CheckoutService,
     pub webhook: PaymentWebhookService,
+    pub stamp: StampService,
+    pub faults: Arc<Faults>,
+}
+
+/// Crashes the stamp function once after a chosen step (the test's "kill -9").
+#[derive(Default)]
+pub struct Faults {
+    crash_after: Mutex<Option<Step>>,
+}
+
+impl Faults {
+    pub fn crash_once_after(&self, step: Step) {
+        *self.crash_after.lock().expect("lock") = Some(step);
+    }
+}
+
+impl StepHook for Faults {
+    fn after(&self, step: Step) -> Result<(), InjectedFault> {
+        let mut armed = self.crash_after.lock().expect("lock");
+        if *armed == Some(step) {
+            *armed = None;
+            return Err(InjectedFault(step));
+        }
+        Ok(())
+    }
 }
 
 /// Where the payment gateway is, for this test.
@@ -44,12 +88,13 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> TestApp {
     require_test_services();
-    let aws = aws_sdk_config().await;
     let table = unique_name("ledger");
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let bucket = unique_name("documents");
+    let (dynamodb, s3) = clients_from_env().await;
     create_table(&dynamodb, &template().table_definition().expect("table definition"), &table)
         .await
         .expect("create table");
+    ensure_bucket(&s3, &bucket).await.expect("create bucket");
     let base_url = match gateway {
         // Port 9 (discard) on loopback: nothing listens there in the test sandbox.
         Gateway::Unreachable => "http://127.0.0.1:9".to_owned(),
@@ -65,16 +110,30 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
     env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
     let ledger = Ledger::new(dynamodb, &table);
+    let store = DocumentStore::new(s3.clone(), &bucket);
     let gateway = MidtransClient::new(&config.midtrans).expect("gateway client");
+    let issuer = test_issuer();
+    let faults = Arc::new(Faults::default());
     TestApp {
         table,
+        bucket,
+        s3,
         webhook: PaymentWebhookService {
             ledger: ledger.clone(),
             server_key: config.midtrans.server_key.clone(),
             quota_validity_days: config.quota_validity_days,
         },
-        checkout: CheckoutService::new(config, ledger.clone(), gateway),
+        stamp: StampService {
+            ledger: ledger.clone(),
+            store: store.clone(),
+            issuer: Arc::new(issuer.clone()),
+            verify_base_url: config.verify_base_url.clone(),
+            hook: faults.clone(),
+        },
+        checkout: CheckoutService::new(config, ledger.clone(), gateway, store.clone(), vec![issuer.certificate_der().to_vec()]),
         ledger,
+        store,
+        faults,
     }
 }
 
@@ -181,4 +240,90 @@ pub fn notification(order_id: &str, transaction_status: &str, gross_amount: &str
         "fraud_status": "accept",
         "currency": "IDR",
     })
+}
+
+impl TestApp {
+    /// Buys and pays `units` in one go.
+    pub async fn fund(&self, caller: &str, units: u32) -> Value {
+        let inv = self.buy(caller, units).await;
+        let amount = format!("{}.00", inv["amount"].as_u64().expect("amount"));
+        let r = self.notify(inv["order_id"].as_str().expect("order"), "settlement", &amount).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        inv
+    }
+
+    /// `POST /v1/documents`; returns the response.
+    pub async fn create_document(&self, caller: &str, body: &str) -> Reply {
+        self.call(request(Method::POST, "/v1/documents", Some(caller), Some(body))).await
+    }
+
+    /// Uploads `pdf` with the presigned request of a `POST /v1/documents` answer, as a browser would.
+    pub async fn upload(&self, created: &Value, pdf: &[u8]) -> u16 {
+        let upload = &created["upload"];
+        let mut req = reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(upload["method"].as_str().expect("method").as_bytes()).expect("method"), upload["url"].as_str().expect("url"));
+        for (k, v) in upload["headers"].as_object().expect("headers") {
+            req = req.header(k.as_str(), v.as_str().expect("header"));
+        }
+        req.body(pdf.to_vec()).send().await.expect("upload").status().as_u16()
+    }
+
+    /// The object key a document's upload lands at.
+    pub fn incoming_key(caller: &str, document_id: &str) -> String {
+        format!("incoming/{caller}/{document_id}.pdf")
+    }
+
+    /// Delivers the S3 `ObjectCreated:Put` event for `key` to the stamp function, as S3 would
+    /// (the key URL-encoded, the size from the stored object).
+    pub async fn deliver(&self, key: &str) -> Result<Outcome, emeterai::handlers::stamp::StampError> {
+        let size = self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()
+            .and_then(|h| h.content_length())
+            .unwrap_or(0);
+        let event = s3_put_event(&self.bucket, key, size);
+        let event: aws_lambda_events::event::s3::S3Event = serde_json::from_value(event).expect("S3 event");
+        self.stamp.process_record(&event.records[0]).await
+    }
+
+    /// Creates a document, uploads `pdf` and delivers the event once; returns the document id.
+    pub async fn stamp_document(&self, caller: &str, pdf: &[u8], placement: Value) -> (String, Outcome) {
+        let created = self
+            .create_document(caller, &json!({"file_name": "surat-pernyataan.pdf", "placement": placement}).to_string())
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        assert_eq!(self.upload(&created.body, pdf).await, 200);
+        let id = created.body["document_id"].as_str().expect("id").to_owned();
+        let outcome = self.deliver(&Self::incoming_key(caller, &id)).await.expect("stamp run");
+        (id, outcome)
+    }
+}
+
+/// An S3 `ObjectCreated:Put` notification with every field AWS sends.
+pub fn s3_put_event(bucket: &str, key: &str, size: i64) -> Value {
+    let encoded: String = key
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "ap-southeast-3",
+        "eventTime": "2026-11-28T12:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:TEST"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "TEST", "x-amz-id-2": "TEST"},
+        "s3": {
+            "s3SchemaVersion": "1.0", "configurationId": "stamp-on-upload",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "TEST"}, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded, "size": size, "eTag": "0", "sequencer": "0A1B2C3D4E5F678901"}
+        }
+    }]})
 }

@@ -1,5 +1,6 @@
 //! Pure rules: no I/O, no AWS. Types here parse their input once and are valid from then on.
 
+pub mod document;
 pub mod idempotency;
 pub mod ids;
 pub mod invoice;

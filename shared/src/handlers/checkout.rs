@@ -1,5 +1,7 @@
 //! The checkout function: `POST /v1/checkouts`, invoices, quota, `/healthz`.
 
+use std::sync::Arc;
+
 use http::Method;
 use serde_json::json;
 
@@ -14,23 +16,33 @@ use crate::ledger::Ledger;
 use crate::ledger::idempotency::Claim;
 use crate::ledger::invoices::Opened;
 use crate::midtrans::MidtransClient;
+use crate::storage::DocumentStore;
 
 const CHECKOUT_ROUTE: &str = "POST /v1/checkouts";
 /// When the invocation deadline is unknown, a claim is held this long before others may take it.
 const DEFAULT_IN_PROGRESS_MS: i64 = 30_000;
 const DEFAULT_PAGE_SIZE: i32 = 20;
 
-/// Everything the checkout function needs, built once per container.
+/// Everything the HTTP API function needs, built once per container.
 #[derive(Debug, Clone)]
 pub struct CheckoutService {
     pub config: Config,
     pub ledger: Ledger,
     pub gateway: MidtransClient,
+    pub documents: DocumentStore,
+    /// Issuer certificates (DER) whose e-Meterai signatures `POST /v1/verify` accepts.
+    pub trusted_issuers: Arc<Vec<Vec<u8>>>,
 }
 
 impl CheckoutService {
-    pub fn new(config: Config, ledger: Ledger, gateway: MidtransClient) -> Self {
-        Self { config, ledger, gateway }
+    pub fn new(
+        config: Config,
+        ledger: Ledger,
+        gateway: MidtransClient,
+        documents: DocumentStore,
+        trusted_issuers: Vec<Vec<u8>>,
+    ) -> Self {
+        Self { config, ledger, gateway, documents, trusted_issuers: Arc::new(trusted_issuers) }
     }
 
     /// Lambda entry point.
@@ -54,7 +66,12 @@ impl CheckoutService {
             (&Method::GET, ["v1", "invoices", id]) => self.get_invoice(req, id).await,
             (&Method::POST, ["v1", "invoices", id, "payment"]) => self.retry_payment(req, id).await,
             (&Method::GET, ["v1", "quota"]) => self.quota(req).await,
-            (_, ["healthz"] | ["v1", "checkouts"] | ["v1", "invoices"] | ["v1", "invoices", _] | ["v1", "quota"])
+            (&Method::POST, ["v1", "documents"]) => self.create_document(req).await,
+            (&Method::GET, ["v1", "documents", id]) => self.get_document(req, id).await,
+            (&Method::GET, ["v1", "verify", serial]) => self.verify_serial(serial).await,
+            (&Method::POST, ["v1", "verify"]) => self.verify_file(req).await,
+            (_, ["healthz"] | ["v1", "checkouts" | "invoices" | "quota" | "documents" | "verify"])
+            | (_, ["v1", "invoices" | "documents" | "verify", _])
             | (_, ["v1", "invoices", _, "payment"]) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NotFound("no such route")),
         }

@@ -2,7 +2,10 @@
 //! domain; none holds a business rule of its own.
 
 pub mod checkout;
+mod documents;
 pub mod payment_webhook;
+pub mod stamp;
+pub mod verification;
 mod views;
 
 use crate::http::{ApiError, ApiRequest};

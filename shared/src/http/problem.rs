@@ -34,6 +34,9 @@ pub enum ApiError {
     AmountMismatch { received: String, expected: String },
     #[error("invoice is {status}; only a PENDING invoice can be paid")]
     InvoiceNotPending { status: &'static str },
+    /// A document or placement the rules refuse; `code` is one of API.md's rejection codes.
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("the payment gateway is unavailable; try again")]
     GatewayUnavailable,
     #[error("the service is temporarily unavailable; try again")]
@@ -51,7 +54,10 @@ impl ApiError {
             Self::MethodNotAllowed => 405,
             Self::IdempotencyKeyInProgress | Self::InvoiceNotPending { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
-            Self::IdempotencyKeyReused | Self::QuantityOutOfRange(_) | Self::AmountMismatch { .. } => 422,
+            Self::IdempotencyKeyReused
+            | Self::QuantityOutOfRange(_)
+            | Self::AmountMismatch { .. }
+            | Self::Unprocessable { .. } => 422,
             Self::Internal(_) => 500,
             Self::GatewayUnavailable => 502,
             Self::Unavailable(_) => 503,
@@ -73,6 +79,7 @@ impl ApiError {
             Self::BadSignature => "bad_signature",
             Self::AmountMismatch { .. } => "amount_mismatch",
             Self::InvoiceNotPending { .. } => "invoice_not_pending",
+            Self::Unprocessable { code, .. } => code,
             Self::GatewayUnavailable => "gateway_unavailable",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -107,6 +114,12 @@ impl ApiError {
             "detail": self.to_string(),
         });
         ApiResponse::problem(self.status(), body.to_string())
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Self::Internal(format!("storage: {e}"))
     }
 }
 

@@ -55,6 +55,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A number attribute's text (for non-integer numbers).
+    pub fn str_number(&self, attr: &str) -> Result<&'a str, LedgerError> {
+        match self.item.get(attr) {
+            Some(AttributeValue::N(v)) => Ok(v.as_str()),
+            _ => Err(self.corrupt(attr)),
+        }
+    }
+
     pub fn u64(&self, attr: &str) -> Result<u64, LedgerError> {
         self.opt_u64(attr)?.ok_or_else(|| self.corrupt(attr))
     }

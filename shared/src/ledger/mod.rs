@@ -6,6 +6,7 @@
 //! `ConditionalCheckFailedException`) and becomes a domain outcome; it is never matched on text.
 
 pub mod balance;
+pub mod documents;
 pub mod idempotency;
 pub mod invoices;
 pub mod item;

@@ -301,7 +301,7 @@ pub(crate) fn pem_encode(label: &str, der_bytes: &[u8]) -> String {
     out
 }
 
-pub(crate) fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
+pub fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = pem.find(&begin)? + begin.len();

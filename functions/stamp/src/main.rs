@@ -1,0 +1,25 @@
+//! Stamps PDFs uploaded under `incoming/`. Clients and the issuer key are loaded once per container.
+
+use std::sync::Arc;
+
+use emeterai::config::{Config, aws_sdk_config};
+use emeterai::handlers::stamp::{NoFaults, StampService};
+use emeterai::ledger::Ledger;
+use emeterai::stamping::Issuer;
+use emeterai::storage::DocumentStore;
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    emeterai::handlers::init_tracing();
+    let config = Config::from_env()?;
+    let aws = aws_sdk_config().await;
+    let service = StampService {
+        ledger: Ledger::from_sdk_config(&aws, &config.table),
+        store: DocumentStore::from_sdk_config(&aws, config.require_bucket()?),
+        issuer: Arc::new(Issuer::from_env_or_local()?),
+        verify_base_url: config.verify_base_url.clone(),
+        hook: Arc::new(NoFaults),
+    };
+    run(service_fn(|event| service.handle(event))).await
+}

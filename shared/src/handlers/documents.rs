@@ -1,0 +1,113 @@
+//! `POST /v1/documents` and `GET /v1/documents/{id}`: where to upload, and what became of it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::checkout::{CheckoutService, caller};
+use super::json_body;
+use crate::domain::document::{Document, DocumentStatus, FileName, keys};
+use crate::domain::ids::{DocumentId, Ulid};
+use crate::domain::placement::{InvalidPlacement, Placement};
+use crate::domain::time;
+use crate::http::{ApiError, ApiRequest, ApiResponse};
+use crate::stamping::MAX_PDF_BYTES;
+
+/// How long the presigned upload and download URLs stay valid.
+pub const URL_VALIDITY: Duration = Duration::from_secs(15 * 60);
+
+impl CheckoutService {
+    pub(crate) async fn create_document(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let account = caller(req)?;
+        let body = json_body(req)?;
+        let file_name = body
+            .get("file_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::BadRequest("file_name is required".into()))
+            .and_then(|n| FileName::parse(n).map_err(|e| ApiError::BadRequest(e.to_string())))?;
+        let placement = match body.get("placement") {
+            None | Some(Value::Null) => None,
+            Some(p) => Some(parse_placement(p)?),
+        };
+        let now = chrono::Utc::now();
+        let id = DocumentId::new(Ulid::generate(u64::try_from(now.timestamp_millis()).unwrap_or(0), &mut rand::thread_rng()));
+        let doc = Document {
+            id,
+            account: account.clone(),
+            file_name,
+            placement,
+            status: DocumentStatus::AwaitingUpload,
+            created_at: now,
+            upload_expires_at: now + chrono::Duration::from_std(URL_VALIDITY).unwrap_or_default(),
+            reservation: None,
+            stamp: None,
+            rejection: None,
+        };
+        self.ledger.create_document(&doc).await?;
+        let upload = self.documents.presign_upload(&keys::incoming(&account, &id), URL_VALIDITY).await?;
+        let headers: serde_json::Map<String, Value> =
+            upload.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let mut view = document_view(&doc, None);
+        if let Some(o) = view.as_object_mut() {
+            o.insert("max_bytes".into(), json!(MAX_PDF_BYTES));
+            o.insert("upload".into(), json!({"method": upload.method, "url": upload.url, "headers": headers}));
+            o.insert("expires_at".into(), json!(time::format(doc.upload_expires_at)));
+        }
+        Ok(ApiResponse::json(201, view.to_string()))
+    }
+
+    pub(crate) async fn get_document(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
+        let account = caller(req)?;
+        let id = DocumentId::parse(id).map_err(|_| ApiError::NotFound("no such document"))?;
+        let doc = match self.ledger.document(&id).await? {
+            Some(doc) if doc.account == account => doc,
+            _ => return Err(ApiError::NotFound("no such document")),
+        };
+        let download_url = match doc.status {
+            DocumentStatus::Stamped => {
+                Some(self.documents.presign_download(&keys::stamped(&account, &doc.id), URL_VALIDITY).await?)
+            }
+            _ => None,
+        };
+        Ok(ApiResponse::json(200, document_view(&doc, download_url).to_string()))
+    }
+}
+
+fn parse_placement(value: &Value) -> Result<Placement, ApiError> {
+    let number = |name: &str| -> Result<f64, ApiError> {
+        value
+            .get(name)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| ApiError::BadRequest(format!("placement.{name} must be a number of millimetres")))
+    };
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("placement must be an object".into()));
+    }
+    let page = match value.get("page") {
+        None | Some(Value::Null) => None,
+        Some(p) => Some(p.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or(ApiError::Unprocessable {
+            code: "page_out_of_range",
+            detail: "placement.page must be a page number from 1".into(),
+        })?),
+    };
+    Placement::parse(page, number("x_mm")?, number("y_mm")?).map_err(|e| match e {
+        InvalidPlacement::PageZero => ApiError::Unprocessable { code: "page_out_of_range", detail: e.to_string() },
+        InvalidPlacement::BadCoordinate => ApiError::Unprocessable { code: "placement_out_of_bounds", detail: e.to_string() },
+    })
+}
+
+fn document_view(doc: &Document, download_url: Option<String>) -> Value {
+    json!({
+        "document_id": doc.id.to_string(),
+        "status": doc.status.as_str(),
+        "file_name": doc.file_name.as_str(),
+        "placement": doc.placement.map(|p| json!({"page": p.page(), "x_mm": p.x_mm(), "y_mm": p.y_mm()})),
+        "created_at": time::format(doc.created_at),
+        "serial": doc.stamp.as_ref().map(|s| s.serial.to_string()),
+        "rejection": doc.rejection.as_ref().map(|r| json!({"code": r.code, "message": r.message})),
+        "download_url": download_url,
+        "sha256": doc.stamp.as_ref().map(|s| s.sha256.clone()),
+        "stamped_at": doc.stamp.as_ref().map(|s| time::format(s.stamped_at)),
+        "invoice_id": doc.stamp.as_ref().map(|s| s.invoice_id.to_string()),
+    })
+}

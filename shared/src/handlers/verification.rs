@@ -1,0 +1,66 @@
+//! Public verification: by serial (the registry) and by file (the signatures in it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::checkout::CheckoutService;
+use crate::domain::serial::Serial;
+use crate::domain::time;
+use crate::http::{ApiError, ApiRequest, ApiResponse};
+use crate::stamping::{self, Issuer, IssuerError, MAX_PDF_BYTES};
+
+impl CheckoutService {
+    pub(crate) async fn verify_serial(&self, serial: &str) -> Result<ApiResponse, ApiError> {
+        let serial = Serial::parse(serial).map_err(|_| ApiError::NotFound("no such serial"))?;
+        let registered = self.ledger.registered_serial(&serial).await?.ok_or(ApiError::NotFound("no such serial"))?;
+        let body = json!({
+            "serial": registered.serial.to_string(),
+            "status": "STAMPED",
+            "stamped_at": time::format(registered.stamped_at),
+            "document_sha256": registered.document_sha256,
+        });
+        Ok(ApiResponse::json(200, body.to_string()))
+    }
+
+    pub(crate) async fn verify_file(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        if req.body.len() > MAX_PDF_BYTES {
+            return Err(ApiError::PayloadTooLarge { limit: MAX_PDF_BYTES });
+        }
+        let pdf = req.body.clone();
+        let trusted = Arc::clone(&self.trusted_issuers);
+        let found = tokio::task::spawn_blocking(move || stamping::verify(&pdf, Some(&trusted)))
+            .await
+            .map_err(|e| ApiError::Internal(format!("verification task: {e}")))?
+            .map_err(|r| ApiError::Unprocessable { code: r.code(), detail: r.message() })?;
+        let mut stamps = Vec::with_capacity(found.len());
+        for stamp in found {
+            let registered = match Serial::parse(&stamp.serial) {
+                Ok(serial) => self.ledger.registered_serial(&serial).await?.is_some(),
+                Err(_) => false,
+            };
+            stamps.push(json!({
+                "serial": stamp.serial,
+                "signature_valid": stamp.is_valid(),
+                "registered": registered,
+                "unmodified_since_stamp": stamp.unmodified_since_stamp,
+                "signed_at": stamp.signed_at.map(time::format),
+            }));
+        }
+        Ok(ApiResponse::json(200, json!({"stamps": stamps}).to_string()))
+    }
+}
+
+/// The issuer certificates (DER) whose stamps verify: the configured certificate file
+/// (`EMETERAI_ISSUER_CERT_FILE`), or the local issuer's. Never needs the private key when a
+/// certificate file is configured.
+pub fn trusted_issuers_from_env() -> Result<Vec<Vec<u8>>, IssuerError> {
+    if let Some(path) = std::env::var_os(stamping::issuer::CERT_FILE_ENV).filter(|v| !v.is_empty()) {
+        let path = Path::new(&path);
+        let pem = std::fs::read_to_string(path).map_err(|source| IssuerError::Io { path: path.to_owned(), source })?;
+        let der = stamping::issuer::pem_body(&pem, "CERTIFICATE").ok_or(IssuerError::BadCertificate)?;
+        return Ok(vec![der]);
+    }
+    Ok(vec![Issuer::from_env_or_local()?.certificate_der().to_vec()])
+}

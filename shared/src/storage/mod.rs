@@ -1,0 +1,130 @@
+//! The documents bucket (S3): presigned uploads and downloads, bounded reads, idempotent writes.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+
+pub const PDF_CONTENT_TYPE: &str = "application/pdf";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("S3 request failed")]
+    S3(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("object is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("object does not exist")]
+    Missing,
+}
+
+impl<E, R> From<SdkError<E, R>> for StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(e: SdkError<E, R>) -> Self {
+        Self::S3(Box::new(e))
+    }
+}
+
+/// A presigned request the client performs itself.
+#[derive(Debug, Clone)]
+pub struct PresignedRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentStore {
+    client: Client,
+    bucket: String,
+}
+
+impl DocumentStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    /// An S3 client for this environment. Path-style addressing when an endpoint override is set
+    /// (local S3 servers need it; AWS itself does not).
+    pub fn from_sdk_config(aws: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        let local = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let config = aws_sdk_s3::config::Builder::from(aws).force_path_style(local).build();
+        Self::new(Client::from_conf(config), bucket)
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// A presigned PUT of a PDF to `key`.
+    pub async fn presign_upload(&self, key: &str, expires_in: Duration) -> Result<PresignedRequest, StorageError> {
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(PDF_CONTENT_TYPE)
+            .presigned(PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::S3(Box::new(e)))?)
+            .await?;
+        Ok(PresignedRequest {
+            method: presigned.method().to_owned(),
+            url: presigned.uri().to_owned(),
+            headers: vec![("content-type".to_owned(), PDF_CONTENT_TYPE.to_owned())],
+        })
+    }
+
+    /// A presigned GET of `key`.
+    pub async fn presign_download(&self, key: &str, expires_in: Duration) -> Result<String, StorageError> {
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::S3(Box::new(e)))?)
+            .await?;
+        Ok(presigned.uri().to_owned())
+    }
+
+    /// Reads an object, refusing to hold more than `limit` bytes in memory.
+    pub async fn read_limited(&self, key: &str, limit: usize) -> Result<Vec<u8>, StorageError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Err(StorageError::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        if out.content_length().is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit)) {
+            return Err(StorageError::TooLarge { limit });
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::S3(Box::new(e)))? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(StorageError::TooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a PDF. Writing the same bytes again is harmless, which makes retries safe.
+    pub async fn write_pdf(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(PDF_CONTENT_TYPE)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await?;
+        Ok(())
+    }
+}
