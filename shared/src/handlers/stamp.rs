@@ -60,6 +60,19 @@ pub enum StampError {
     Task(#[from] tokio::task::JoinError),
 }
 
+impl From<StampError> for lambda_runtime::Diagnostic {
+    fn from(e: StampError) -> Self {
+        let error_type = match &e {
+            StampError::Ledger(_) => "LedgerError",
+            StampError::Storage(_) => "StorageError",
+            StampError::Injected(_) => "InjectedFault",
+            StampError::Task(_) => "TaskError",
+        };
+        tracing::error!(error = ?e, "stamp run failed; the event will be redelivered");
+        Self { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
 /// What happened to one uploaded object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
