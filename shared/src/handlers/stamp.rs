@@ -136,7 +136,7 @@ impl StampService {
             return self.reject(&doc, DocumentRejection::no_quota()).await;
         }
 
-        let reservation = match self.ledger.reserve_stamp(&doc.id, new_reservation).await? {
+        let reservation = match self.ledger.reserve_stamp(&doc, new_reservation).await? {
             Reserved::Final(_) => return Ok(Outcome::AlreadyFinal),
             Reserved::Ready(r) => r,
         };

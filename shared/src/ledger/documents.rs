@@ -118,10 +118,14 @@ impl Ledger {
     /// Fixes the serial and signing time of a document about to be stamped, and reserves the
     /// serial (a conditional put: a serial is never issued twice). A document that already has
     /// a reservation keeps it, so every retry stamps identical bytes.
-    pub async fn reserve_stamp(&self, id: &DocumentId, candidate: impl Fn() -> StampReservation) -> Result<Reserved, LedgerError> {
+    /// `doc` is the document as last read; it is read again only after losing a race.
+    pub async fn reserve_stamp(&self, doc: &Document, candidate: impl Fn() -> StampReservation) -> Result<Reserved, LedgerError> {
+        let id = &doc.id;
+        let mut current = Some(doc.clone());
         for attempt in 0..conflict_retries() {
-            let Some(doc) = self.document(id).await? else {
-                return Err(LedgerError::Corrupt(format!("document {id} vanished")));
+            let doc = match current.take() {
+                Some(doc) => doc,
+                None => self.document(id).await?.ok_or_else(|| LedgerError::Corrupt(format!("document {id} vanished")))?,
             };
             if doc.status.is_final() {
                 return Ok(Reserved::Final(doc.status));
