@@ -91,7 +91,8 @@ mod tests {
     }
 }
 
-use super::ids::{AccountId, InvoiceId};
+use super::ids::{AccountId, InvoiceId, RefundId};
+use super::refund::{RefundReason, RefundStatus};
 use super::money::{AmountError, Rupiah};
 use super::quantity::Quantity;
 use super::time::Timestamp;
@@ -115,11 +116,13 @@ pub struct Review {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundSummary {
-    pub refund_id: String,
+    pub refund_id: RefundId,
     pub units: u32,
     pub amount: Rupiah,
-    pub status: String,
+    pub status: RefundStatus,
+    pub reason: RefundReason,
     pub requested_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

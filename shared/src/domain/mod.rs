@@ -8,5 +8,6 @@ pub mod money;
 pub mod notification;
 pub mod placement;
 pub mod quantity;
+pub mod refund;
 pub mod serial;
 pub mod time;

@@ -31,15 +31,23 @@ pub enum PaymentOutcome {
     NoChange,
 }
 
+impl PaymentOutcome {
+    /// The meaning of a Midtrans `transaction_status` (with `fraud_status` for card captures),
+    /// whether it came in a notification or from the status API.
+    pub fn of(transaction_status: &str, fraud_status: Option<&str>) -> Self {
+        match transaction_status {
+            "settlement" => Self::Settled,
+            "capture" if fraud_status == Some("accept") => Self::Settled,
+            "expire" => Self::Expired,
+            "cancel" | "deny" | "failure" => Self::Cancelled,
+            _ => Self::NoChange,
+        }
+    }
+}
+
 impl Notification {
     pub fn outcome(&self) -> PaymentOutcome {
-        match self.transaction_status.as_str() {
-            "settlement" => PaymentOutcome::Settled,
-            "capture" if self.fraud_status.as_deref() == Some("accept") => PaymentOutcome::Settled,
-            "expire" => PaymentOutcome::Expired,
-            "cancel" | "deny" | "failure" => PaymentOutcome::Cancelled,
-            _ => PaymentOutcome::NoChange,
-        }
+        PaymentOutcome::of(&self.transaction_status, self.fraud_status.as_deref())
     }
 }
 

@@ -65,6 +65,7 @@ impl CheckoutService {
             (&Method::GET, ["v1", "invoices"]) => self.list_invoices(req).await,
             (&Method::GET, ["v1", "invoices", id]) => self.get_invoice(req, id).await,
             (&Method::POST, ["v1", "invoices", id, "payment"]) => self.retry_payment(req, id).await,
+            (&Method::POST, ["v1", "invoices", id, "refund"]) => self.refund(req, id).await,
             (&Method::GET, ["v1", "quota"]) => self.quota(req).await,
             (&Method::POST, ["v1", "documents"]) => self.create_document(req).await,
             (&Method::GET, ["v1", "documents", id]) => self.get_document(req, id).await,
@@ -72,7 +73,7 @@ impl CheckoutService {
             (&Method::POST, ["v1", "verify"]) => self.verify_file(req).await,
             (_, ["healthz"] | ["v1", "checkouts" | "invoices" | "quota" | "documents" | "verify"])
             | (_, ["v1", "invoices" | "documents" | "verify", _])
-            | (_, ["v1", "invoices", _, "payment"]) => Err(ApiError::MethodNotAllowed),
+            | (_, ["v1", "invoices", _, "payment" | "refund"]) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NotFound("no such route")),
         }
     }
@@ -193,7 +194,7 @@ impl CheckoutService {
     }
 
     /// The caller's invoice; another account's invoice is reported as absent, never as forbidden.
-    async fn owned_invoice(&self, req: &ApiRequest, id: &str) -> Result<Invoice, ApiError> {
+    pub(crate) async fn owned_invoice(&self, req: &ApiRequest, id: &str) -> Result<Invoice, ApiError> {
         let account = caller(req)?;
         let id = InvoiceId::parse(id).map_err(|_| ApiError::NotFound("no such invoice"))?;
         match self.ledger.invoice(&id).await? {

@@ -4,7 +4,10 @@
 pub mod checkout;
 mod documents;
 pub mod payment_webhook;
+pub mod payments;
+mod refund_request;
 pub mod stamp;
+pub mod sweep;
 pub mod verification;
 mod views;
 

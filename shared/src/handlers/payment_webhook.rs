@@ -5,17 +5,13 @@ use serde_json::json;
 
 use super::json_body;
 use crate::config::Secret;
+use super::payments::{ApplyError, apply_outcome};
 use crate::domain::ids::OrderId;
-use crate::domain::invoice::{Review, Transition, on_payment};
-use crate::domain::money::Rupiah;
-use crate::domain::notification::{Notification, PaymentOutcome};
+use crate::domain::notification::Notification;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::ledger::Ledger;
-use crate::ledger::invoices::{PaymentEvent, Recorded};
+use crate::ledger::invoices::PaymentEvent;
 use crate::midtrans::signature;
-
-/// A notification that keeps losing races is answered 503 so that Midtrans retries it.
-const STALE_RETRIES: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct PaymentWebhookService {
@@ -58,40 +54,11 @@ impl PaymentWebhookService {
             payment_type: n.payment_type.as_deref(),
             received_at: chrono::Utc::now(),
         };
-        let outcome = n.outcome();
-
-        for _ in 0..STALE_RETRIES {
-            let invoice = self.ledger.invoice(&order.invoice_id()).await?.ok_or(ApiError::NotFound("no such order"))?;
-            if outcome == PaymentOutcome::Settled && Rupiah::parse_gross_amount(&n.gross_amount) != Ok(invoice.amount) {
-                let review = Review {
-                    reason: "amount_mismatch".into(),
-                    gross_amount: n.gross_amount.clone(),
-                    flagged_at: event.received_at,
-                };
-                self.ledger.flag_for_review(&invoice.id, &review, &event).await?;
-                tracing::warn!(invoice_id = %invoice.id, "settlement amount differs from invoice; flagged for review");
-                return Err(ApiError::AmountMismatch {
-                    received: n.gross_amount.clone(),
-                    expected: invoice.amount.to_gross_amount(),
-                });
-            }
-            match on_payment(invoice.status, outcome) {
-                Transition::Nothing => return Ok(ok()),
-                Transition::Move { to, .. } => {
-                    match self.ledger.record_payment(&invoice, to, &event, self.quota_validity_days).await? {
-                        Recorded::Applied => {
-                            tracing::info!(invoice_id = %invoice.id, from = invoice.status.as_str(), to = to.as_str(), "payment recorded");
-                            return Ok(ok());
-                        }
-                        Recorded::Stale => continue,
-                    }
-                }
-            }
+        match apply_outcome(&self.ledger, &order, n.outcome(), &event, self.quota_validity_days).await {
+            Ok(()) => Ok(ApiResponse::json(200, json!({"status": "ok"}).to_string())),
+            Err(ApplyError::UnknownOrder) => Err(ApiError::NotFound("no such order")),
+            Err(ApplyError::AmountMismatch { received, expected }) => Err(ApiError::AmountMismatch { received, expected }),
+            Err(ApplyError::Ledger(e)) => Err(e.into()),
         }
-        Err(ApiError::Unavailable(crate::ledger::LedgerError::Contended))
     }
-}
-
-fn ok() -> ApiResponse {
-    ApiResponse::json(200, json!({"status": "ok"}).to_string())
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::invoice::{CURRENCY, Invoice};
+use crate::domain::invoice::{CURRENCY, Invoice, RefundSummary};
 use crate::domain::time;
 
 pub fn invoice(i: &Invoice) -> Value {
@@ -26,17 +26,23 @@ pub fn invoice(i: &Invoice) -> Value {
         "refunded": i.refunded,
         "paid_at": i.paid_at.map(time::format),
         "valid_until": i.valid_until.map(time::format),
-        "refund": i.refund.as_ref().map(|r| json!({
-            "refund_id": r.refund_id,
-            "invoice_id": i.id.to_string(),
-            "units": r.units,
-            "amount": r.amount.get(),
-            "status": r.status,
-            "requested_at": time::format(r.requested_at),
-        })),
+        "refund": i.refund.as_ref().map(|r| refund(i, r)),
         "review": i.review.as_ref().map(|r| json!({
             "reason": r.reason,
             "flagged_at": time::format(r.flagged_at),
         })),
+    })
+}
+
+pub fn refund(i: &Invoice, r: &RefundSummary) -> Value {
+    json!({
+        "refund_id": r.refund_id.to_string(),
+        "invoice_id": i.id.to_string(),
+        "units": r.units,
+        "amount": r.amount.get(),
+        "status": r.status.as_str(),
+        "reason": r.reason.as_str(),
+        "requested_at": time::format(r.requested_at),
+        "updated_at": time::format(r.updated_at),
     })
 }

@@ -37,6 +37,8 @@ pub enum ApiError {
     /// A document or placement the rules refuse; `code` is one of API.md's rejection codes.
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    #[error("the invoice has no unused unit to refund")]
+    NothingToRefund,
     #[error("the payment gateway is unavailable; try again")]
     GatewayUnavailable,
     #[error("the service is temporarily unavailable; try again")]
@@ -52,7 +54,7 @@ impl ApiError {
             Self::Unauthorized | Self::BadSignature => 401,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed => 405,
-            Self::IdempotencyKeyInProgress | Self::InvoiceNotPending { .. } => 409,
+            Self::IdempotencyKeyInProgress | Self::InvoiceNotPending { .. } | Self::NothingToRefund => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::IdempotencyKeyReused
             | Self::QuantityOutOfRange(_)
@@ -80,6 +82,7 @@ impl ApiError {
             Self::AmountMismatch { .. } => "amount_mismatch",
             Self::InvoiceNotPending { .. } => "invoice_not_pending",
             Self::Unprocessable { code, .. } => code,
+            Self::NothingToRefund => "nothing_to_refund",
             Self::GatewayUnavailable => "gateway_unavailable",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Transact
 
 use super::item::{Item, Reader, n, s};
 use super::keys::{self, IDEMPOTENCY_SK, PK, SK};
-use super::{Ledger, LedgerError};
-use crate::domain::idempotency::{ExistingRecord, IdempotencyKey, StoredResponse};
+use super::{Cancellation, Ledger, LedgerError, TransactError, conflict_retries};
+use crate::domain::idempotency::{ClaimRefusal, ExistingRecord, IdempotencyKey, StoredResponse, refusal};
 use crate::domain::ids::AccountId;
 
 const IN_PROGRESS: &str = "INPROGRESS";
@@ -122,5 +122,58 @@ pub(crate) fn parse_record(item: &Item) -> Result<ExistingRecord, LedgerError> {
             },
         }),
         _ => Err(LedgerError::Corrupt("idempotency record status is unknown".into())),
+    }
+}
+
+impl Ledger {
+    /// Claims a key on its own (for routes whose work is not one transaction with the claim).
+    /// `None`: the key is ours; `Some`: what to answer instead.
+    pub async fn claim(&self, claim: &Claim<'_>, reference: &str) -> Result<Option<ClaimRefusal>, LedgerError> {
+        for attempt in 0..conflict_retries() {
+            match self.transact(vec![self.claim_action(claim, reference)?]).await {
+                Ok(()) => return Ok(None),
+                Err(TransactError::Cancelled(reasons)) => {
+                    if let Some(Cancellation::ConditionFailed { old: Some(old) }) = reasons.first() {
+                        return Ok(Some(refusal(&parse_record(old)?, claim.request_hash)));
+                    }
+                    if let Some(existing) = self.live_idempotency_record(claim).await? {
+                        return Ok(Some(refusal(&existing, claim.request_hash)));
+                    }
+                    Self::conflict_pause(attempt).await;
+                }
+                Err(TransactError::Failed(e)) => return Err(e),
+            }
+        }
+        Err(LedgerError::Contended)
+    }
+
+    /// Stores the response a claim replays. False when the claim was no longer ours.
+    pub async fn complete(&self, claim: &Claim<'_>, response: &StoredResponse) -> Result<bool, LedgerError> {
+        match self.transact(vec![self.complete_action(claim, response)?]).await {
+            Ok(()) => Ok(true),
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Gives a claim up (the request failed before doing anything), so a retry may run.
+    pub async fn release(&self, claim: &Claim<'_>) -> Result<(), LedgerError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(keys::idempotency_pk(claim.account, claim.key)))
+            .key(SK, s(IDEMPOTENCY_SK))
+            .condition_expression("#status = :in_progress AND request_hash = :hash")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":hash", s(claim.request_hash))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -12,7 +12,8 @@ use super::item::{Item, Reader, n, s, ts};
 use super::keys::{self, BALANCE_SK, DueKind, EntryKind, INVOICE_SK, PK, SK};
 use super::{Cancellation, Ledger, LedgerError, TransactError, conflict_retries};
 use crate::domain::idempotency::{ClaimRefusal, StoredResponse, refusal};
-use crate::domain::ids::{AccountId, InvoiceId};
+use crate::domain::ids::{AccountId, InvoiceId, RefundId};
+use crate::domain::refund::{RefundReason, RefundStatus};
 use crate::domain::invoice::{CURRENCY, Invoice, InvoiceStatus, PaymentLink, RefundSummary, Review};
 use crate::domain::money::Rupiah;
 use crate::domain::quantity::Quantity;
@@ -398,11 +399,13 @@ pub(crate) fn invoice_from_item(item: &Item) -> Result<Invoice, LedgerError> {
     });
     let refund = r.opt_map("refund").map(|m| -> Result<RefundSummary, LedgerError> {
         Ok(RefundSummary {
-            refund_id: m.str("refund_id")?.to_owned(),
+            refund_id: RefundId::parse(m.str("refund_id")?).map_err(|_| corrupt("refund id"))?,
             units: m.u32("units")?,
             amount: Rupiah::new(m.u64("amount")?),
-            status: m.str("status")?.to_owned(),
+            status: RefundStatus::parse(m.str("status")?).ok_or_else(|| corrupt("refund status"))?,
+            reason: RefundReason::parse(m.str("reason")?).ok_or_else(|| corrupt("refund reason"))?,
             requested_at: m.time("requested_at")?,
+            updated_at: m.time("updated_at")?,
         })
     });
     Ok(Invoice {

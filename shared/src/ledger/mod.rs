@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod invoices;
 pub mod item;
 pub mod keys;
+pub mod refunds;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;

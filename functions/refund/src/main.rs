@@ -1,0 +1,19 @@
+//! The scheduled sweep: reconciliation, expiry, refunds. Clients are built once per container.
+
+use emeterai::config::{Config, aws_sdk_config};
+use emeterai::handlers::sweep::SweepService;
+use emeterai::ledger::Ledger;
+use emeterai::midtrans::MidtransClient;
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    emeterai::handlers::init_tracing();
+    let config = Config::from_env()?;
+    let service = SweepService {
+        ledger: Ledger::from_sdk_config(&aws_sdk_config().await, &config.table),
+        gateway: MidtransClient::new(&config.midtrans)?,
+        config,
+    };
+    run(service_fn(|event| service.handle(event))).await
+}

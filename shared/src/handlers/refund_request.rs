@@ -1,0 +1,65 @@
+//! `POST /v1/invoices/{id}/refund`: every unused unit of a PAID invoice, refunded in full.
+
+use serde_json::json;
+
+use super::checkout::{CheckoutService, caller};
+use super::views;
+use crate::domain::idempotency::{ClaimRefusal, IdempotencyKey, StoredResponse, request_hash};
+use crate::domain::refund::{RefundReason, refund_id_of};
+use crate::http::{ApiError, ApiRequest, ApiResponse};
+use crate::ledger::idempotency::Claim;
+use crate::ledger::refunds::RefundRequested;
+
+const IN_PROGRESS_MS: i64 = 30_000;
+
+impl CheckoutService {
+    pub(crate) async fn refund(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
+        let invoice = self.owned_invoice(req, id).await?;
+        let account = caller(req)?;
+        let key = req
+            .header("idempotency-key")
+            .map(|k| IdempotencyKey::parse(k).map_err(|e| ApiError::IdempotencyKeyInvalid(e.to_string())))
+            .transpose()?;
+        let now = chrono::Utc::now();
+        let now_ms = now.timestamp_millis();
+        let hash = request_hash("POST /v1/invoices/{invoice_id}/refund", &json!({"invoice_id": invoice.id.to_string()}));
+        let claim = key.as_ref().map(|key| Claim {
+            account: &account,
+            key,
+            request_hash: &hash,
+            now_ms,
+            in_progress_until_ms: req.deadline_ms.filter(|d| *d > now_ms).unwrap_or(now_ms + IN_PROGRESS_MS),
+        });
+        if let Some(claim) = &claim {
+            match self.ledger.claim(claim, &refund_id_of(&invoice.id).to_string()).await? {
+                None => {}
+                Some(ClaimRefusal::Replay(stored)) => {
+                    return Ok(ApiResponse::json(stored.status, stored.body).with_header("idempotent-replayed", "true"));
+                }
+                Some(ClaimRefusal::KeyReused) => return Err(ApiError::IdempotencyKeyReused),
+                Some(ClaimRefusal::InProgress) => return Err(ApiError::IdempotencyKeyInProgress),
+            }
+        }
+        let outcome = match self.ledger.request_refund(&invoice, RefundReason::Requested, now).await {
+            Ok(RefundRequested::Created(summary)) => {
+                Ok(StoredResponse { status: 202, body: views::refund(&invoice, &summary).to_string() })
+            }
+            Ok(RefundRequested::NothingToRefund) => Err(ApiError::NothingToRefund),
+            Err(e) => Err(ApiError::from(e)),
+        };
+        let response = match (outcome, &claim) {
+            (Ok(response), Some(claim)) => {
+                self.ledger.complete(claim, &response).await?;
+                response
+            }
+            (Ok(response), None) => response,
+            // Only successes are replayed; a failed attempt frees the key for a retry.
+            (Err(e), Some(claim)) => {
+                self.ledger.release(claim).await?;
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
+        Ok(ApiResponse::json(response.status, response.body))
+    }
+}

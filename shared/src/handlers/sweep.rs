@@ -1,0 +1,251 @@
+//! The scheduled sweep (EventBridge, every 5 minutes): reconciles PENDING invoices with the
+//! gateway, expires unpaid ones, refunds the unused units of expired quota, and submits refunds.
+//!
+//! "Now" is the event's `time`, never the wall clock. Work comes from the sparse `due` index, a
+//! bounded batch per shard, never a scan. Every change is conditional, so two sweeps at once, or
+//! one stopped half-way, leave the ledger consistent; what is left is picked up next time.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+
+use super::payments::{ApplyError, apply_outcome};
+use crate::config::Config;
+use crate::domain::invoice::{Invoice, InvoiceStatus};
+use crate::domain::notification::PaymentOutcome;
+use crate::domain::refund::{RefundReason, RefundStatus};
+use crate::domain::time::Timestamp;
+use crate::ledger::invoices::PaymentEvent;
+use crate::ledger::keys::DueKind;
+use crate::ledger::refunds::RefundRequested;
+use crate::ledger::{Ledger, LedgerError};
+use crate::midtrans::MidtransClient;
+
+/// Items per due-index shard per kind per run.
+pub const BATCH_PER_SHARD: i32 = 25;
+/// A submitted refund not confirmed by then is submitted again (same refund key: same refund).
+const SUBMISSION_TIMEOUT_MINUTES: i64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("the scheduled event has no time")]
+    NoTime,
+}
+
+impl From<SweepError> for lambda_runtime::Diagnostic {
+    fn from(e: SweepError) -> Self {
+        Self { error_type: "SweepError".into(), error_message: e.to_string() }
+    }
+}
+
+/// What one run did (returned by the function and logged).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub now: String,
+    pub reconciled: u32,
+    pub credited: u32,
+    pub expired: u32,
+    pub cancelled: u32,
+    pub quota_refunds: u32,
+    pub refunds_completed: u32,
+    pub refunds_failed: u32,
+    pub errors: u32,
+}
+
+pub struct SweepService {
+    pub ledger: Ledger,
+    pub gateway: MidtransClient,
+    pub config: Config,
+}
+
+impl SweepService {
+    pub async fn handle(&self, event: LambdaEvent<EventBridgeEvent>) -> Result<SweepReport, SweepError> {
+        let now = event.payload.time.ok_or(SweepError::NoTime)?;
+        let report = self.run(now).await;
+        tracing::info!(?report, "sweep done");
+        Ok(report)
+    }
+
+    pub async fn run(&self, now: Timestamp) -> SweepReport {
+        let mut report = SweepReport { now: crate::domain::time::format(now), ..SweepReport::default() };
+        self.reconcile(now, &mut report).await;
+        self.expire_quota(now, &mut report).await;
+        self.submit_refunds(now, &mut report).await;
+        report
+    }
+
+    async fn due(&self, kind: DueKind, now: Timestamp, report: &mut SweepReport) -> Vec<Invoice> {
+        let ids = match self.ledger.due_invoices(kind, now, BATCH_PER_SHARD).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = ?e, ?kind, "cannot read due work");
+                report.errors += 1;
+                return Vec::new();
+            }
+        };
+        let mut invoices = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.ledger.invoice(&id).await {
+                Ok(Some(invoice)) => invoices.push(invoice),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = ?e, invoice_id = %id, "cannot read invoice");
+                    report.errors += 1;
+                }
+            }
+        }
+        invoices
+    }
+
+    /// PENDING invoices past their reconciliation time: what does the gateway say?
+    async fn reconcile(&self, now: Timestamp, report: &mut SweepReport) {
+        for invoice in self.due(DueKind::Reconcile, now, report).await {
+            let result = self.reconcile_one(&invoice, now, report).await;
+            if let Err(e) = result {
+                tracing::error!(error = ?e, invoice_id = %invoice.id, "reconciliation failed; retried next run");
+                report.errors += 1;
+            }
+        }
+    }
+
+    async fn reconcile_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        if invoice.status != InvoiceStatus::Pending {
+            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            return Ok(());
+        }
+        report.reconciled += 1;
+        let order = invoice.id.order_id();
+        let gateway_says = match self.gateway.status(&order).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable");
+                report.errors += 1;
+                None
+            }
+        };
+        if let Some(status) = &gateway_says {
+            let outcome = PaymentOutcome::of(&status.transaction_status, status.fraud_status.as_deref());
+            if outcome != PaymentOutcome::NoChange {
+                let event = PaymentEvent {
+                    transaction_status: &status.transaction_status,
+                    transaction_id: status.transaction_id.as_deref(),
+                    status_code: &status.status_code,
+                    gross_amount: &status.gross_amount,
+                    payment_type: status.payment_type.as_deref(),
+                    received_at: now,
+                };
+                return match apply_outcome(&self.ledger, &order, outcome, &event, self.config.quota_validity_days).await {
+                    Ok(()) => {
+                        match outcome {
+                            PaymentOutcome::Settled => report.credited += 1,
+                            PaymentOutcome::Expired => report.expired += 1,
+                            PaymentOutcome::Cancelled => report.cancelled += 1,
+                            PaymentOutcome::NoChange => {}
+                        }
+                        Ok(())
+                    }
+                    // Flagged for review; the invoice stays PENDING until it expires.
+                    Err(ApplyError::AmountMismatch { .. }) => self.reschedule_pending(invoice, now).await,
+                    Err(ApplyError::UnknownOrder) => Ok(()),
+                    Err(ApplyError::Ledger(e)) => Err(e),
+                };
+            }
+        }
+        if now >= invoice.expires_at {
+            let amount = invoice.amount.to_gross_amount();
+            let event = PaymentEvent {
+                transaction_status: "expire",
+                transaction_id: None,
+                status_code: "sweep",
+                gross_amount: &amount,
+                payment_type: None,
+                received_at: now,
+            };
+            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, self.config.quota_validity_days).await {
+                Ok(()) => {
+                    report.expired += 1;
+                    Ok(())
+                }
+                Err(ApplyError::Ledger(e)) => Err(e),
+                Err(_) => Ok(()),
+            };
+        }
+        self.reschedule_pending(invoice, now).await
+    }
+
+    async fn reschedule_pending(&self, invoice: &Invoice, now: Timestamp) -> Result<(), LedgerError> {
+        let next = (now + self.config.reconcile_after).min(invoice.expires_at);
+        self.ledger.reschedule(&invoice.id, InvoiceStatus::Pending, next.max(now)).await.map(|_| ())
+    }
+
+    /// PAID invoices whose validity ended: their unused units are refunded in full.
+    async fn expire_quota(&self, now: Timestamp, report: &mut SweepReport) {
+        for invoice in self.due(DueKind::QuotaExpiry, now, report).await {
+            let result = match invoice.valid_until {
+                _ if invoice.status != InvoiceStatus::Paid || invoice.remaining == 0 => {
+                    self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ())
+                }
+                Some(valid_until) if valid_until > now => {
+                    self.ledger.reschedule(&invoice.id, InvoiceStatus::Paid, valid_until).await.map(|_| ())
+                }
+                _ => match self.ledger.request_refund(&invoice, RefundReason::Expired, now).await {
+                    Ok(RefundRequested::Created(_)) => {
+                        report.quota_refunds += 1;
+                        Ok(())
+                    }
+                    Ok(RefundRequested::NothingToRefund) => Ok(()),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
+                tracing::error!(error = ?e, invoice_id = %invoice.id, "quota expiry failed; retried next run");
+                report.errors += 1;
+            }
+        }
+    }
+
+    /// Refunds REQUESTED, FAILED, or SUBMITTED without confirmation: ask the gateway (again).
+    async fn submit_refunds(&self, now: Timestamp, report: &mut SweepReport) {
+        for invoice in self.due(DueKind::Refund, now, report).await {
+            if let Err(e) = self.submit_refund(&invoice, now, report).await {
+                tracing::error!(error = ?e, invoice_id = %invoice.id, "refund submission failed; retried next run");
+                report.errors += 1;
+            }
+        }
+    }
+
+    async fn submit_refund(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        let Some(refund) = &invoice.refund else {
+            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            return Ok(());
+        };
+        if !refund.status.needs_submission() {
+            self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Completed], RefundStatus::Completed, None, now).await?;
+            return Ok(());
+        }
+        let retry_at = now + chrono::Duration::minutes(SUBMISSION_TIMEOUT_MINUTES);
+        let pending = [RefundStatus::Requested, RefundStatus::Failed, RefundStatus::Submitted];
+        if !self.ledger.set_refund_status(&invoice.id, &pending, RefundStatus::Submitted, Some(retry_at), now).await? {
+            return Ok(());
+        }
+        let reason = match refund.reason {
+            RefundReason::Requested => "e-Meterai: unused units refunded on request",
+            RefundReason::Expired => "e-Meterai: unused units refunded at quota expiry",
+        };
+        let refund_key = refund.refund_id.to_string();
+        match self.gateway.refund(&invoice.id.order_id(), &refund_key, refund.amount, reason).await {
+            Ok(()) => {
+                self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Submitted], RefundStatus::Completed, None, now).await?;
+                report.refunds_completed += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway refused or failed the refund; retried next run");
+                // Due again at once: the next run (a later "now") retries it.
+                self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Submitted], RefundStatus::Failed, Some(now), now).await?;
+                report.refunds_failed += 1;
+            }
+        }
+        Ok(())
+    }
+}
+

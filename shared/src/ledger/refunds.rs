@@ -1,0 +1,229 @@
+//! Refunds and the sweep's due work. A refund takes every unused unit of a PAID invoice out of
+//! use in one transaction (invoice, balance, ledger entry); the gateway is asked afterwards by the
+//! sweep, with the refund id as `refund_key`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use super::item::{n, s, ts};
+use super::keys::{self, BALANCE_SK, DUE_SHARDS, DueKind, EntryKind, INVOICE_SK, PK, SK};
+use super::{Ledger, LedgerError, TransactError, conflict_retries};
+use crate::domain::ids::InvoiceId;
+use crate::domain::invoice::{Invoice, InvoiceStatus, RefundSummary};
+use crate::domain::refund::{RefundReason, RefundStatus, refund_id_of};
+use crate::domain::time::{self, Timestamp};
+
+pub const DUE_INDEX: &str = "due";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundRequested {
+    Created(RefundSummary),
+    /// The invoice has no unused unit (all used, already refunded, or not paid).
+    NothingToRefund,
+}
+
+impl Ledger {
+    /// Refunds every unused unit of `invoice` (as last read). Retries against fresh reads when
+    /// a stamp or another refund changes the invoice in between.
+    pub async fn request_refund(
+        &self,
+        invoice: &Invoice,
+        reason: RefundReason,
+        now: Timestamp,
+    ) -> Result<RefundRequested, LedgerError> {
+        let mut current = invoice.clone();
+        for attempt in 0..conflict_retries() {
+            if current.status != InvoiceStatus::Paid || current.remaining == 0 || current.refund.is_some() {
+                return Ok(RefundRequested::NothingToRefund);
+            }
+            let units = current.remaining;
+            let amount = current
+                .unit_price
+                .times_units(units)
+                .map_err(|_| LedgerError::Corrupt("refund amount overflows".into()))?;
+            let summary = RefundSummary {
+                refund_id: refund_id_of(&current.id),
+                units,
+                amount,
+                status: RefundStatus::Requested,
+                reason,
+                requested_at: now,
+                updated_at: now,
+            };
+            match self.transact(self.refund_actions(&current, &summary)?).await {
+                Ok(()) => return Ok(RefundRequested::Created(summary)),
+                Err(TransactError::Failed(e)) => return Err(e),
+                Err(e) => {
+                    if e.is_conflict() {
+                        Self::conflict_pause(attempt).await;
+                    }
+                    current = self
+                        .invoice(&current.id)
+                        .await?
+                        .ok_or_else(|| LedgerError::Corrupt("invoice vanished during refund".into()))?;
+                }
+            }
+        }
+        Err(LedgerError::Contended)
+    }
+
+    fn refund_actions(&self, invoice: &Invoice, r: &RefundSummary) -> Result<Vec<TransactWriteItem>, LedgerError> {
+        let units = i64::from(r.units);
+        let refund = AttributeValue::M(HashMap::from([
+            ("refund_id".to_owned(), s(r.refund_id.to_string())),
+            ("units".to_owned(), n(r.units)),
+            ("amount".to_owned(), n(r.amount.get())),
+            ("status".to_owned(), s(r.status.as_str())),
+            ("reason".to_owned(), s(r.reason.as_str())),
+            ("requested_at".to_owned(), ts(r.requested_at)),
+            ("updated_at".to_owned(), ts(r.updated_at)),
+        ]));
+        let update_invoice = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(&invoice.id)))
+            .key(SK, s(INVOICE_SK))
+            .update_expression(
+                "SET #status = :refunded_status, #remaining = :zero, #refunded = #refunded + :units, refund = :refund, \
+                 due_pk = :due_pk, due_at = :now REMOVE usable_sk",
+            )
+            .condition_expression("#status = :paid AND #remaining = :units AND attribute_not_exists(refund)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#remaining", "remaining")
+            .expression_attribute_names("#refunded", "refunded")
+            .expression_attribute_values(":refunded_status", s(InvoiceStatus::Refunded.as_str()))
+            .expression_attribute_values(":paid", s(InvoiceStatus::Paid.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":units", n(units))
+            .expression_attribute_values(":refund", refund)
+            .expression_attribute_values(":due_pk", s(keys::due_pk(DueKind::Refund, keys::shard_of(invoice.id.ulid()))))
+            .expression_attribute_values(":now", ts(r.requested_at))
+            .build()?;
+        let balance = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::account_pk(&invoice.account)))
+            .key(SK, s(BALANCE_SK))
+            .update_expression("ADD #available :minus, #refunded :units")
+            .condition_expression("#available >= :units")
+            .expression_attribute_names("#available", "available")
+            .expression_attribute_names("#refunded", "refunded")
+            .expression_attribute_values(":minus", n(-units))
+            .expression_attribute_values(":units", n(units))
+            .build()?;
+        let entry = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(keys::account_pk(&invoice.account)))
+            .item(SK, s(keys::ledger_sk(EntryKind::Refund, &r.refund_id.to_string())))
+            .item("kind", s(EntryKind::Refund.as_str()))
+            .item("units", n(units))
+            .item("invoice_id", s(invoice.id.to_string()))
+            .item("at", ts(r.requested_at))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()?;
+        Ok(vec![
+            TransactWriteItem::builder().update(update_invoice).build(),
+            TransactWriteItem::builder().update(balance).build(),
+            TransactWriteItem::builder().put(entry).build(),
+        ])
+    }
+
+    /// Moves an invoice's refund from one of `from` to `to`; `next_due` keeps it on the sweep's
+    /// list (or, `None`, takes it off). False when the refund was not in `from` any more.
+    pub async fn set_refund_status(
+        &self,
+        invoice_id: &InvoiceId,
+        from: &[RefundStatus],
+        to: RefundStatus,
+        next_due: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, LedgerError> {
+        let allowed: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .condition_expression(format!("refund.#status IN ({})", allowed.join(", ")))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", ts(now));
+        for (i, status) in from.iter().enumerate() {
+            update = update.expression_attribute_values(format!(":from{i}"), s(status.as_str()));
+        }
+        update = match next_due {
+            Some(due) => update
+                .update_expression("SET refund.#status = :to, refund.updated_at = :now, due_at = :due")
+                .expression_attribute_values(":due", ts(due)),
+            None => update.update_expression("SET refund.#status = :to, refund.updated_at = :now REMOVE due_pk, due_at"),
+        };
+        self.conditional_update(update.build()?).await
+    }
+
+    /// Sets when the sweep next looks at an invoice still in `expected` status.
+    pub async fn reschedule(&self, invoice_id: &InvoiceId, expected: InvoiceStatus, due_at: Timestamp) -> Result<bool, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .update_expression("SET due_at = :due")
+            .condition_expression("#status = :expected AND attribute_exists(due_pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":due", ts(due_at))
+            .build()?;
+        self.conditional_update(update).await
+    }
+
+    /// Takes an invoice off the sweep's list when it is in `expected` status (nothing left to do).
+    pub async fn clear_due(&self, invoice_id: &InvoiceId, expected: InvoiceStatus) -> Result<bool, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .update_expression("REMOVE due_pk, due_at")
+            .condition_expression("#status = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected", s(expected.as_str()))
+            .build()?;
+        self.conditional_update(update).await
+    }
+
+    async fn conditional_update(&self, u: Update) -> Result<bool, LedgerError> {
+        match self.transact(vec![TransactWriteItem::builder().update(u).build()]).await {
+            Ok(()) => Ok(true),
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Invoices with `kind` work due at or before `now`, from the sparse `due` index (never a
+    /// scan), at most `limit` per shard, earliest first.
+    pub async fn due_invoices(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<Vec<InvoiceId>, LedgerError> {
+        let mut ids = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_pk = :p AND due_at <= :now")
+                .expression_attribute_values(":p", s(keys::due_pk(kind, shard)))
+                .expression_attribute_values(":now", s(time::format(now)))
+                .limit(limit)
+                .send()
+                .await?;
+            for item in out.items() {
+                let id = item
+                    .get(PK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("INV#"))
+                    .and_then(|id| InvoiceId::parse(id).ok());
+                match id {
+                    Some(id) => ids.push(id),
+                    None => tracing::warn!("due index holds an item that is not an invoice"),
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
