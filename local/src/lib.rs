@@ -3,8 +3,10 @@
 //!
 //! - `template`: reads `template.yaml`, the single source of the table, bucket, routes and triggers.
 //! - `provision`: creates the table and bucket that `template.yaml` declares on local services.
+//! - `midtrans_sim`: a Midtrans-compatible payment simulator (Snap, status, refund, notifications).
 //! - `testing`: unique names and environment checks for integration tests.
 
+pub mod midtrans_sim;
 pub mod provision;
 pub mod template;
 pub mod testing;
