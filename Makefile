@@ -13,8 +13,11 @@ install:
 install-all:
 	scripts/install.sh --all
 
-test: install
+# Two runs: every test against fresh DynamoDB Local and SeaweedFS, then the end-to-end tests
+# through a throw-away local stack (the same one `make run` starts, on free ports).
+test: install-all
 	scripts/with-test-services.sh $(CARGO) test --workspace
+	scripts/with-local-stack.sh $(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored
 
 run: install-all
 	scripts/run-local.sh

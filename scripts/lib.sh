@@ -148,11 +148,12 @@ start_dynamodb() {
         http_answers "http://127.0.0.1:$port/"
 }
 
-# start_seaweedfs STATE_DIR S3_PORT DATA_DIR [WEBHOOK_URL]: starts SeaweedFS (weed mini) bound to
-# 127.0.0.1 with the fixed local credentials; every other port it opens is a free one. With
-# WEBHOOK_URL, filer events are POSTed there (the local gateway turns them into S3 events).
+# start_seaweedfs STATE_DIR S3_PORT DATA_DIR [WEBHOOK_URL [WEBHOOK_TOKEN]]: starts SeaweedFS
+# (weed mini) bound to 127.0.0.1 with the fixed local credentials; every other port it opens is a
+# free one. With WEBHOOK_URL, filer events are POSTed there with WEBHOOK_TOKEN as bearer token
+# (the local gateway turns them into S3 events).
 start_seaweedfs() {
-    local state="$1" s3_port="$2" data="$3" webhook="${4:-}"
+    local state="$1" s3_port="$2" data="$3" webhook="${4:-}" webhook_token="${5:-}"
     [[ -x "$(weed_bin)" ]] || die "SeaweedFS is not installed (run scripts/install.sh)"
     mkdir -p "$data" "$state/weed-config"
     local ports admin_pair
@@ -165,6 +166,7 @@ start_seaweedfs() {
 [notification.webhook]
 enabled = true
 endpoint = "$webhook"
+bearer_token = "$webhook_token"
 timeout_seconds = 10
 max_retries = 5
 backoff_seconds = 1

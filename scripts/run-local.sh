@@ -1,5 +1,169 @@
 #!/usr/bin/env bash
-# Placeholder until the local stack lands (issue 3).
+# The whole system on 127.0.0.1 (issue 3): DynamoDB Local, SeaweedFS, the functions under
+# `cargo lambda watch`, and the local gateway with the Midtrans simulator. Ctrl-C stops all of it.
+# Data stays in .local/data between runs (`make clean-local-data` forgets it).
+#
+# Settings (environment): EMETERAI_PORT (gateway, 3000), EMETERAI_MIDTRANS_SIM_PORT (3001),
+# EMETERAI_DYNAMODB_PORT, EMETERAI_S3_PORT, EMETERAI_LAMBDA_PORT (default: free ports),
+# EMETERAI_LAMBDA_CONCURRENCY (instances per function, 2), EMETERAI_LOCAL_JWT_SECRET,
+# EMETERAI_MIDTRANS_SERVER_KEY, and any variable the functions read (EMETERAI_UNIT_PRICE=...).
+# Port 0 means a free port. EMETERAI_STACK_DIR / EMETERAI_DATA_DIR move the run state and data.
+#
+# With arguments, `run-local.sh CMD...` runs CMD once the stack is ready (EMETERAI_API_URL and
+# EMETERAI_MIDTRANS_URL exported), stops the stack and exits with CMD's status; see
+# scripts/with-local-stack.sh.
 set -euo pipefail
-echo "make run: the local stack is not ready yet" >&2
-exit 1
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$EMETERAI_ROOT"
+
+gateway_port="${EMETERAI_PORT:-3000}"
+sim_port="${EMETERAI_MIDTRANS_SIM_PORT:-3001}"
+[[ "$gateway_port" == 0 ]] && gateway_port="$(free_port)"
+[[ "$sim_port" == 0 ]] && sim_port="$(free_port)"
+concurrency="${EMETERAI_LAMBDA_CONCURRENCY:-2}"
+state="${EMETERAI_STACK_DIR:-$EMETERAI_LOCAL/run/stack}"
+data="${EMETERAI_DATA_DIR:-$EMETERAI_LOCAL/data}"
+target_dir="${CARGO_TARGET_DIR:-$EMETERAI_ROOT/target}"
+started_at=$SECONDS
+
+step() { printf '\033[1m[%3ss] %s\033[0m\n' "$((SECONDS - started_at))" "$*" >&2; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [[ -f "$state/gateway.pid" ]] && kill -0 "$(cat "$state/gateway.pid")" 2>/dev/null; then
+    die "a local stack of this checkout is already running (gateway pid $(cat "$state/gateway.pid")); stop it with Ctrl-C where it runs"
+fi
+for port in "$gateway_port" "$sim_port"; do
+    port_in_use "$port" && die "port $port is in use (set EMETERAI_PORT / EMETERAI_MIDTRANS_SIM_PORT to choose others)"
+done
+rm -rf "$state"
+mkdir -p "$state" "$data"
+
+# Everything started below is stopped by PID on exit, newest first.
+stop_all() {
+    local status=$?
+    trap - EXIT INT TERM
+    echo >&2
+    step "stopping"
+    stop_pidfile "$state/gateway.pid"
+    if [[ -f "$state/lambda.pid" ]]; then
+        # cargo lambda watch runs each function as its child: stop the whole group it leads.
+        local lambda_pid
+        lambda_pid="$(cat "$state/lambda.pid")"
+        kill -TERM -- "-$lambda_pid" 2>/dev/null || true
+        stop_pidfile "$state/lambda.pid"
+        kill -KILL -- "-$lambda_pid" 2>/dev/null || true
+    fi
+    stop_pidfile "$state/seaweedfs.pid" &
+    stop_pidfile "$state/dynamodb.pid" &
+    wait
+    step "stopped (data kept in $data)"
+    exit "$status"
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "installing what is missing into .local/"
+scripts/install.sh --all
+
+step "building the functions and the gateway (cargo build --workspace --bins)"
+cargo build --workspace --bins
+gateway_bin="$target_dir/debug/emeterai-local"
+[[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
+
+dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(free_port)}"
+step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in .local/data/dynamodb)"
+start_dynamodb "$state" "$dynamodb_port" "$data/dynamodb"
+
+s3_port="${EMETERAI_S3_PORT:-$(free_port)}"
+notification_token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in .local/data/s3)"
+start_seaweedfs "$state" "$s3_port" "$data/s3" \
+    "http://127.0.0.1:$gateway_port/dev/s3-notifications" "$notification_token"
+
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$dynamodb_port"
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3_port"
+export AWS_ACCESS_KEY_ID="$EMETERAI_TEST_ACCESS_KEY"
+export AWS_SECRET_ACCESS_KEY="$EMETERAI_TEST_SECRET_KEY"
+export AWS_REGION="$EMETERAI_TEST_REGION"
+export AWS_DEFAULT_REGION="$EMETERAI_TEST_REGION"
+export EMETERAI_MIDTRANS_SIM_PORT="$sim_port"
+export EMETERAI_PORT="$gateway_port"
+
+# The functions' environment comes from template.yaml (Globals and each function's variables).
+{
+    "$gateway_bin" function-env
+    for name in AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION; do
+        printf '%s=%s\n' "$name" "${!name}"
+    done
+} >"$state/functions.env"
+
+lambda_port="${EMETERAI_LAMBDA_PORT:-$(free_port)}"
+step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
+# setsid: its own process group, so stopping it also stops the function processes it spawns.
+PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch \
+    --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
+    --env-file "$state/functions.env" --concurrency "$concurrency" \
+    </dev/null >"$state/lambda.log" 2>&1 &
+echo $! >"$state/lambda.pid"
+wait_until 300 "$(cat "$state/lambda.pid")" "$state/lambda.log" "cargo lambda watch" \
+    http_answers "http://127.0.0.1:$lambda_port/"
+
+step "starting the gateway on 127.0.0.1:$gateway_port (creates the table and bucket of template.yaml if absent)"
+EMETERAI_LAMBDA_URL="http://127.0.0.1:$lambda_port" EMETERAI_S3_NOTIFICATION_TOKEN="$notification_token" \
+    "$gateway_bin" gateway </dev/null >"$state/gateway.log" 2>&1 &
+echo $! >"$state/gateway.pid"
+wait_until 60 "$(cat "$state/gateway.pid")" "$state/gateway.log" "the gateway" \
+    http_answers "http://127.0.0.1:$gateway_port/dev/routes"
+
+step "waking the functions (first start of each)"
+curl -sf --max-time 300 "http://127.0.0.1:$gateway_port/healthz" >/dev/null \
+    || { log "GET /healthz failed; last lines of $state/lambda.log:"; tail -n 30 "$state/lambda.log" >&2; exit 1; }
+
+api="http://127.0.0.1:$gateway_port"
+if [[ $# -gt 0 ]]; then
+    step "ready; running: $*"
+    export EMETERAI_API_URL="$api" EMETERAI_MIDTRANS_URL="http://127.0.0.1:$sim_port"
+    status=0
+    "$@" || status=$?
+    exit "$status"
+fi
+cat >&2 <<TXT
+
+$(step "ready")
+  API (gateway)       $api          routes: $api/dev/routes
+  Midtrans simulator  http://127.0.0.1:$sim_port
+  DynamoDB Local      $AWS_ENDPOINT_URL_DYNAMODB   table $(grep '^EMETERAI_TABLE=' "$state/functions.env" | cut -d= -f2)
+  S3 (SeaweedFS)      $AWS_ENDPOINT_URL_S3   bucket $(grep '^EMETERAI_BUCKET=' "$state/functions.env" | cut -d= -f2)
+  credentials         AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY AWS_REGION=$AWS_REGION
+  logs                .local/run/stack/{gateway,lambda,dynamodb,seaweedfs}.log
+
+Try it (another terminal):
+  TOKEN=\$(curl -s '$api/dev/token?sub=alice')
+  curl -s -X POST $api/v1/checkouts -H "Authorization: Bearer \$TOKEN" \\
+       -H 'Idempotency-Key: first-try' -H 'Content-Type: application/json' -d '{"quantity": 3}'
+  # pay: use the order_id from the answer (or open its payment.redirect_url in a browser)
+  curl -s -X POST $api/dev/pay/ORDER_ID -d '{"transaction_status": "settlement", "deliveries": 2}'
+  curl -s $api/v1/quota -H "Authorization: Bearer \$TOKEN"
+  # stamp a PDF: ask for an upload URL, PUT the file, then poll the document
+  curl -s -X POST $api/v1/documents -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"file_name": "surat.pdf", "placement": {"page": 1, "x_mm": 120, "y_mm": 220}}'
+  curl -s -X PUT -H 'content-type: application/pdf' --data-binary @surat.pdf 'UPLOAD_URL'
+  curl -s $api/v1/documents/DOCUMENT_ID -H "Authorization: Bearer \$TOKEN"   # then curl -o stamped.pdf 'DOWNLOAD_URL'
+  curl -s -X POST $api/dev/sweep -d '{"now": "2030-01-01T00:00:00Z"}'           # run the scheduled sweep once
+
+Ctrl-C stops everything.
+TXT
+
+# Until Ctrl-C, or until one of the parts dies.
+while true; do
+    for part in gateway lambda seaweedfs dynamodb; do
+        if ! kill -0 "$(cat "$state/$part.pid")" 2>/dev/null; then
+            log "$part stopped unexpectedly; last lines of $state/$part.log:"
+            tail -n 30 "$state/$part.log" >&2 || true
+            exit 1
+        fi
+    done
+    sleep 1
+done

@@ -3,8 +3,20 @@
 //!
 //! - `template`: reads `template.yaml`, the single source of the table, bucket, routes and triggers.
 //! - `provision`: creates the table and bucket that `template.yaml` declares on local services.
+//! - `apigw`: API Gateway HTTP API behaviour: route matching, payload 2.0 events and responses.
+//! - `gateway`: the local gateway (HTTP API, S3 notifications, schedules, `/dev/...` routes).
+//! - `lambda`: invoking functions through the Lambda emulator; EventBridge schedule events.
+//! - `midtrans_sim`: a Midtrans-compatible payment simulator (Snap, status, refund, notifications).
+//! - `s3_events`: SeaweedFS filer notifications as S3 `ObjectCreated:Put` event records.
+//! - `stack`: local names of the table and bucket, and the functions' environment.
 //! - `testing`: unique names and environment checks for integration tests.
 
+pub mod apigw;
+pub mod gateway;
+pub mod lambda;
+pub mod midtrans_sim;
 pub mod provision;
+pub mod s3_events;
+pub mod stack;
 pub mod template;
 pub mod testing;

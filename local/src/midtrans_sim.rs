@@ -1,0 +1,737 @@
+//! A Midtrans-compatible payment simulator: the functions reach it by base URL exactly as they
+//! would reach Midtrans' sandbox, so the same client code runs locally and in production.
+//!
+//! It serves:
+//! - Snap `POST /snap/v1/transactions` (Basic auth with the server key) → `{"token","redirect_url"}`;
+//! - the status API `GET /v2/{order_id}/status`;
+//! - the refund API `POST /v2/{order_id}/refund`, idempotent on `refund_key`;
+//! - a payment page at the Snap `redirect_url`, where a person can pay with one click.
+//!
+//! [`MidtransSim::pay`] settles (or fails) an order and POSTs a correctly signed HTTP notification
+//! to the notification URL, as Midtrans does. Transactions live in memory: the simulator stands in
+//! for an external service, not for the project's own storage.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use chrono::{DateTime, FixedOffset, Utc};
+use emeterai::midtrans::signature::signature_key;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Requests to the simulator are small JSON documents.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Upper bound of notification deliveries per `pay` call (a test of duplicates needs a few).
+pub const MAX_DELIVERIES: u32 = 20;
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(15);
+const MERCHANT_ID: &str = "G000LOCAL";
+/// Midtrans prints times in Western Indonesia Time (UTC+7).
+const WIB_OFFSET_SECONDS: i32 = 7 * 3600;
+
+/// Statuses a simulated payment can take (Midtrans' `transaction_status` values).
+pub const PAYABLE_STATUSES: [&str; 7] = ["settlement", "capture", "pending", "deny", "cancel", "expire", "failure"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refund {
+    pub refund_key: String,
+    pub refund_amount: i64,
+    pub reason: Option<String>,
+    pub refund_chargeback_id: u64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Transaction {
+    pub order_id: String,
+    pub gross_amount: i64,
+    pub token: String,
+    pub transaction_id: String,
+    pub transaction_status: String,
+    pub fraud_status: String,
+    pub payment_type: String,
+    pub transaction_time: String,
+    pub settlement_time: Option<String>,
+    pub refunds: Vec<Refund>,
+}
+
+impl Transaction {
+    fn refunded(&self) -> i64 {
+        self.refunds.iter().map(|r| r.refund_amount).sum()
+    }
+}
+
+/// Midtrans' `status_code` for a `transaction_status`.
+fn status_code_for(transaction_status: &str) -> &'static str {
+    match transaction_status {
+        "pending" => "201",
+        "deny" | "failure" => "202",
+        "expire" => "407",
+        _ => "200",
+    }
+}
+
+fn gross_amount_string(amount: i64) -> String {
+    format!("{amount}.00")
+}
+
+fn wib_time(at: DateTime<Utc>) -> String {
+    let wib = FixedOffset::east_opt(WIB_OFFSET_SECONDS).unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
+    at.with_timezone(&wib).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn random_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let h = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// The transaction as Midtrans reports it (notification and status API share these fields).
+fn transaction_json(t: &Transaction, server_key: &str, status_message: &str) -> Value {
+    let status_code = status_code_for(&t.transaction_status);
+    let gross_amount = gross_amount_string(t.gross_amount);
+    let mut v = json!({
+        "transaction_time": t.transaction_time,
+        "transaction_status": t.transaction_status,
+        "transaction_id": t.transaction_id,
+        "status_message": status_message,
+        "status_code": status_code,
+        "signature_key": signature_key(&t.order_id, status_code, &gross_amount, server_key),
+        "payment_type": t.payment_type,
+        "order_id": t.order_id,
+        "merchant_id": MERCHANT_ID,
+        "gross_amount": gross_amount,
+        "fraud_status": t.fraud_status,
+        "currency": "IDR",
+    });
+    if let Some(settled) = &t.settlement_time {
+        v["settlement_time"] = json!(settled);
+    }
+    if !t.refunds.is_empty() {
+        v["refund_amount"] = json!(gross_amount_string(t.refunded()));
+        v["refunds"] = json!(t.refunds.iter().map(|r| json!({
+            "refund_chargeback_id": r.refund_chargeback_id,
+            "refund_amount": gross_amount_string(r.refund_amount),
+            "created_at": r.created_at,
+            "reason": r.reason,
+            "refund_key": r.refund_key,
+        })).collect::<Vec<_>>());
+    }
+    v
+}
+
+struct SimState {
+    server_key: String,
+    notify_url: Option<String>,
+    base_url: String,
+    transactions: Mutex<HashMap<String, Transaction>>,
+    /// Refund responses by (order_id, refund_key), so a retried refund answers the same.
+    refund_responses: Mutex<HashMap<(String, String), (StatusCode, Value)>>,
+    http: reqwest::Client,
+}
+
+impl SimState {
+    fn transactions(&self) -> MutexGuard<'_, HashMap<String, Transaction>> {
+        // A panic while holding the lock cannot leave a transaction half-written (each update is
+        // one assignment), so a poisoned lock is still safe to use.
+        self.transactions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What `pay` asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    #[serde(default = "default_status")]
+    pub transaction_status: String,
+    #[serde(default = "default_deliveries")]
+    pub deliveries: u32,
+    /// For `capture`: `accept` (default), `challenge` or `deny`.
+    #[serde(default)]
+    pub fraud_status: Option<String>,
+}
+
+fn default_status() -> String {
+    "settlement".to_owned()
+}
+fn default_deliveries() -> u32 {
+    1
+}
+
+impl Default for PayRequest {
+    fn default() -> Self {
+        PayRequest { transaction_status: default_status(), deliveries: default_deliveries(), fraud_status: None }
+    }
+}
+
+/// One notification delivery and how the webhook answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    /// The HTTP status, or `None` when the webhook could not be reached.
+    pub status: Option<u16>,
+    /// The answer's body (cut to 2 KB), or the connection error.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PayOutcome {
+    pub order_id: String,
+    pub transaction_status: String,
+    pub notification: Value,
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayError {
+    #[error("no transaction with order_id {0:?} was created through Snap")]
+    UnknownOrder(String),
+    #[error("transaction_status must be one of {PAYABLE_STATUSES:?}")]
+    BadStatus,
+    #[error("deliveries must be at most {MAX_DELIVERIES}")]
+    TooManyDeliveries,
+}
+
+/// A running simulator; stops when dropped.
+pub struct MidtransSim {
+    state: Arc<SimState>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl MidtransSim {
+    /// Starts on a free port of 127.0.0.1. `notify_url` receives the payment notifications.
+    pub async fn start(server_key: impl Into<String>, notify_url: Option<String>) -> std::io::Result<MidtransSim> {
+        MidtransSim::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), server_key, notify_url).await
+    }
+
+    pub async fn start_on(
+        addr: SocketAddr,
+        server_key: impl Into<String>,
+        notify_url: Option<String>,
+    ) -> std::io::Result<MidtransSim> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let http = reqwest::Client::builder()
+            .timeout(NOTIFY_TIMEOUT)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let state = Arc::new(SimState {
+            server_key: server_key.into(),
+            notify_url,
+            base_url: format!("http://{local}"),
+            transactions: Mutex::new(HashMap::new()),
+            refund_responses: Mutex::new(HashMap::new()),
+            http,
+        });
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "Midtrans simulator stopped");
+            }
+        });
+        Ok(MidtransSim { state, shutdown: Some(shutdown) })
+    }
+
+    /// `http://127.0.0.1:PORT`: both the Snap and the API base URL.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    pub fn server_key(&self) -> &str {
+        &self.state.server_key
+    }
+
+    pub fn transaction(&self, order_id: &str) -> Option<Transaction> {
+        self.state.transactions().get(order_id).cloned()
+    }
+
+    /// Moves the order to `request.transaction_status` and delivers the signed notification
+    /// `request.deliveries` times, one after the other, as Midtrans' retries would.
+    pub async fn pay(&self, order_id: &str, request: &PayRequest) -> Result<PayOutcome, PayError> {
+        pay(&self.state, order_id, request).await
+    }
+}
+
+impl Drop for MidtransSim {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+async fn pay(state: &SimState, order_id: &str, request: &PayRequest) -> Result<PayOutcome, PayError> {
+    if !PAYABLE_STATUSES.contains(&request.transaction_status.as_str()) {
+        return Err(PayError::BadStatus);
+    }
+    if request.deliveries > MAX_DELIVERIES {
+        return Err(PayError::TooManyDeliveries);
+    }
+    let notification = {
+        let mut transactions = state.transactions();
+        let t = transactions.get_mut(order_id).ok_or_else(|| PayError::UnknownOrder(order_id.to_owned()))?;
+        let now = Utc::now();
+        t.transaction_status = request.transaction_status.clone();
+        match request.transaction_status.as_str() {
+            "capture" => {
+                t.payment_type = "credit_card".to_owned();
+                t.fraud_status = request.fraud_status.clone().unwrap_or_else(|| "accept".to_owned());
+                t.settlement_time.get_or_insert_with(|| wib_time(now));
+            }
+            "settlement" => {
+                t.fraud_status = "accept".to_owned();
+                t.settlement_time.get_or_insert_with(|| wib_time(now));
+            }
+            "deny" => t.fraud_status = "deny".to_owned(),
+            _ => {}
+        }
+        transaction_json(t, &state.server_key, "midtrans payment notification")
+    };
+    let mut deliveries = Vec::new();
+    if let Some(url) = &state.notify_url {
+        for _ in 0..request.deliveries {
+            deliveries.push(deliver(&state.http, url, &notification).await);
+        }
+    }
+    Ok(PayOutcome {
+        order_id: order_id.to_owned(),
+        transaction_status: request.transaction_status.clone(),
+        notification,
+        deliveries,
+    })
+}
+
+async fn deliver(http: &reqwest::Client, url: &str, notification: &Value) -> Delivery {
+    match http.post(url).json(notification).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let mut body = response.text().await.unwrap_or_default();
+            if body.len() > 2048 {
+                let mut cut = 2048;
+                while !body.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                body.truncate(cut);
+            }
+            Delivery { status: Some(status), body }
+        }
+        Err(e) => Delivery { status: None, body: e.to_string() },
+    }
+}
+
+fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/snap/v1/transactions", post(create_transaction))
+        .route("/snap/v4/redirection/{token}", get(payment_page))
+        .route("/snap/v4/redirection/{token}/pay", post(pay_from_page))
+        .route("/v2/{order_id}/status", get(transaction_status))
+        .route("/v2/{order_id}/refund", post(refund))
+        .fallback(|| async { midtrans_error(StatusCode::NOT_FOUND, "The requested resource is not found") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn midtrans_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "status_code": status.as_u16().to_string(),
+        "status_message": message,
+        "error_messages": [message],
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Midtrans authenticates API calls with HTTP Basic: the server key as user, no password.
+fn authorized(state: &SimState, headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(encoded) = value.strip_prefix("Basic ") else { return false };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
+    let Ok(decoded) = String::from_utf8(decoded) else { return false };
+    let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
+    user == state.server_key
+}
+
+fn unauthorized() -> Response {
+    midtrans_error(
+        StatusCode::UNAUTHORIZED,
+        "Access denied due to unauthorized transaction, please check client or server key",
+    )
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| midtrans_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))
+}
+
+/// Whole rupiah: an integer, or a number or string with no fraction.
+fn parse_amount(v: &Value) -> Option<i64> {
+    let amount = match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64)),
+        Value::String(s) => s.strip_suffix(".00").unwrap_or(s).parse().ok(),
+        _ => None,
+    }?;
+    (amount > 0).then_some(amount)
+}
+
+fn valid_order_id(order_id: &str) -> bool {
+    !order_id.is_empty()
+        && order_id.len() <= 50
+        && order_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '~' | '.'))
+}
+
+async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let request = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let details = &request["transaction_details"];
+    let Some(order_id) = details["order_id"].as_str().filter(|id| valid_order_id(id)) else {
+        return midtrans_error(
+            StatusCode::BAD_REQUEST,
+            "transaction_details.order_id is required: 1 to 50 characters of letters, digits, - _ ~ .",
+        );
+    };
+    let Some(gross_amount) = parse_amount(&details["gross_amount"]) else {
+        return midtrans_error(StatusCode::BAD_REQUEST, "transaction_details.gross_amount must be a positive whole amount");
+    };
+    let mut transactions = state.transactions();
+    if let Some(existing) = transactions.get(order_id) {
+        // Midtrans refuses a reused order_id. The simulator answers a retry of the very same
+        // request with the same token, which a client retrying after a lost answer needs.
+        if existing.gross_amount != gross_amount {
+            return midtrans_error(StatusCode::BAD_REQUEST, "transaction_details.order_id has already been taken");
+        }
+        let body = json!({"token": existing.token, "redirect_url": redirect_url(&state, &existing.token)});
+        return (StatusCode::CREATED, axum::Json(body)).into_response();
+    }
+    let token = random_id();
+    transactions.insert(
+        order_id.to_owned(),
+        Transaction {
+            order_id: order_id.to_owned(),
+            gross_amount,
+            token: token.clone(),
+            transaction_id: random_id(),
+            transaction_status: "pending".to_owned(),
+            fraud_status: "accept".to_owned(),
+            payment_type: "bank_transfer".to_owned(),
+            transaction_time: wib_time(Utc::now()),
+            settlement_time: None,
+            refunds: Vec::new(),
+        },
+    );
+    let body = json!({"token": token, "redirect_url": redirect_url(&state, &token)});
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn redirect_url(state: &SimState, token: &str) -> String {
+    format!("{}/snap/v4/redirection/{token}", state.base_url)
+}
+
+async fn transaction_status(State(state): State<Arc<SimState>>, headers: HeaderMap, Path(order_id): Path<String>) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let transactions = state.transactions();
+    match transactions.get(&order_id) {
+        Some(t) => axum::Json(transaction_json(t, &state.server_key, "Success, transaction is found")).into_response(),
+        None => midtrans_error(StatusCode::NOT_FOUND, "Transaction doesn't exist."),
+    }
+}
+
+async fn refund(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let request = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(refund_key) = request["refund_key"].as_str().filter(|k| !k.is_empty() && k.len() <= 100) else {
+        return midtrans_error(StatusCode::BAD_REQUEST, "refund_key is required (1 to 100 characters)");
+    };
+    let replay_key = (order_id.clone(), refund_key.to_owned());
+    let mut responses = state.refund_responses.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((status, body)) = responses.get(&replay_key) {
+        return (*status, axum::Json(body.clone())).into_response();
+    }
+    let mut transactions = state.transactions();
+    let Some(t) = transactions.get_mut(&order_id) else {
+        return midtrans_error(StatusCode::NOT_FOUND, "Transaction doesn't exist.");
+    };
+    if !matches!(t.transaction_status.as_str(), "settlement" | "capture" | "partial_refund") {
+        return midtrans_error(StatusCode::PRECONDITION_FAILED, "Merchant cannot modify the status of the transaction");
+    }
+    let remaining = t.gross_amount - t.refunded();
+    let amount = match request.get("amount").filter(|a| !a.is_null()) {
+        None => remaining,
+        Some(a) => match parse_amount(a) {
+            Some(a) => a,
+            None => return midtrans_error(StatusCode::BAD_REQUEST, "amount must be a positive whole amount"),
+        },
+    };
+    if amount > remaining {
+        return midtrans_error(StatusCode::PRECONDITION_FAILED, "Refund amount exceeds the refundable amount");
+    }
+    let chargeback_id = rand::random::<u32>() as u64;
+    t.refunds.push(Refund {
+        refund_key: refund_key.to_owned(),
+        refund_amount: amount,
+        reason: request["reason"].as_str().map(str::to_owned),
+        refund_chargeback_id: chargeback_id,
+        created_at: wib_time(Utc::now()),
+    });
+    t.transaction_status = if t.refunded() == t.gross_amount { "refund" } else { "partial_refund" }.to_owned();
+    let body = json!({
+        "status_code": "200",
+        "status_message": "Success, refund request is approved",
+        "transaction_id": t.transaction_id,
+        "order_id": t.order_id,
+        "gross_amount": gross_amount_string(t.gross_amount),
+        "currency": "IDR",
+        "payment_type": t.payment_type,
+        "transaction_time": t.transaction_time,
+        "transaction_status": t.transaction_status,
+        "refund_chargeback_id": chargeback_id,
+        "refund_amount": gross_amount_string(amount),
+        "refund_key": refund_key,
+    });
+    responses.insert(replay_key, (StatusCode::OK, body.clone()));
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn find_by_token(state: &SimState, token: &str) -> Option<Transaction> {
+    state.transactions().values().find(|t| t.token == token).cloned()
+}
+
+async fn payment_page(State(state): State<Arc<SimState>>, Path(token): Path<String>) -> Response {
+    let Some(t) = find_by_token(&state, &token) else {
+        return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>".to_owned())).into_response();
+    };
+    let pay_button = if t.transaction_status == "pending" {
+        format!(
+            r#"<form method="post" action="/snap/v4/redirection/{}/pay"><button>Pay Rp{}</button></form>"#,
+            html_escape(&t.token),
+            t.gross_amount
+        )
+    } else {
+        String::new()
+    };
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Midtrans simulator</title>\
+         <h1>Midtrans simulator (local stack)</h1><p>Order <code>{}</code>: Rp{}, status <b>{}</b>.</p>{pay_button}",
+        html_escape(&t.order_id),
+        t.gross_amount,
+        html_escape(&t.transaction_status)
+    ))
+    .into_response()
+}
+
+async fn pay_from_page(State(state): State<Arc<SimState>>, Path(token): Path<String>) -> Response {
+    let Some(t) = find_by_token(&state, &token) else {
+        return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>".to_owned())).into_response();
+    };
+    let outcome = pay(&state, &t.order_id, &PayRequest::default()).await;
+    let delivered = match outcome {
+        Ok(o) => o.deliveries.iter().map(|d| format!("{:?}", d.status)).collect::<Vec<_>>().join(", "),
+        Err(e) => e.to_string(),
+    };
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Paid</title><h1>Paid</h1>\
+         <p>Order <code>{}</code> settled; notification answered: {}</p>",
+        html_escape(&t.order_id),
+        html_escape(&delivered)
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "SB-Mid-server-TEST";
+
+    fn basic(key: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
+    }
+
+    async fn create(sim: &MidtransSim, http: &reqwest::Client, order_id: &str, amount: i64) -> reqwest::Response {
+        http.post(format!("{}/snap/v1/transactions", sim.base_url()))
+            .header("authorization", basic(KEY))
+            .json(&json!({"transaction_details": {"order_id": order_id, "gross_amount": amount}}))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// Receives notifications like the webhook would and records them.
+    async fn recorder() -> (String, Arc<Mutex<Vec<Value>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new().route(
+            "/hook",
+            post({
+                let seen = seen.clone();
+                move |axum::Json(v): axum::Json<Value>| async move {
+                    seen.lock().expect("lock").push(v);
+                    axum::Json(json!({"status": "ok"}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn snap_pay_notify_status_refund() {
+        let (hook, seen) = recorder().await;
+        let sim = MidtransSim::start(KEY, Some(hook)).await.expect("start");
+        let http = reqwest::Client::new();
+
+        let created = create(&sim, &http, "order-1", 30000).await;
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.expect("json");
+        let token = created["token"].as_str().expect("token");
+        assert!(created["redirect_url"].as_str().expect("url").ends_with(token));
+        // A retry of the same request gets the same token; another amount is refused.
+        let again: Value = create(&sim, &http, "order-1", 30000).await.json().await.expect("json");
+        assert_eq!(again["token"], created["token"]);
+        assert_eq!(create(&sim, &http, "order-1", 40000).await.status(), 400);
+
+        let outcome = sim.pay("order-1", &PayRequest { deliveries: 3, ..PayRequest::default() }).await.expect("pay");
+        assert_eq!(outcome.deliveries.len(), 3);
+        assert!(outcome.deliveries.iter().all(|d| d.status == Some(200)));
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 3);
+        let n = &seen[0];
+        assert_eq!(n["transaction_status"], "settlement");
+        assert_eq!(n["gross_amount"], "30000.00");
+        assert_eq!(n["status_code"], "200");
+        assert_eq!(n["signature_key"], signature_key("order-1", "200", "30000.00", KEY));
+        assert_eq!(seen[1], seen[0], "duplicates are identical, as Midtrans' retries are");
+
+        let status: Value = http
+            .get(format!("{}/v2/order-1/status", sim.base_url()))
+            .header("authorization", basic(KEY))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(status["transaction_status"], "settlement");
+        assert_eq!(status["transaction_id"], n["transaction_id"]);
+
+        let refund = |key: &'static str, amount: Option<i64>| {
+            let http = http.clone();
+            let url = format!("{}/v2/order-1/refund", sim.base_url());
+            async move {
+                let mut body = json!({"refund_key": key, "reason": "unused"});
+                if let Some(a) = amount {
+                    body["amount"] = json!(a);
+                }
+                let r = http.post(url).header("authorization", basic(KEY)).json(&body).send().await.expect("refund");
+                (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+            }
+        };
+        let (s1, first) = refund("rf-1", Some(10000)).await;
+        assert_eq!(s1, 200);
+        assert_eq!(first["transaction_status"], "partial_refund");
+        let (s2, replay) = refund("rf-1", Some(10000)).await;
+        assert_eq!((s2, &replay), (200, &first), "same refund_key, same answer, no second refund");
+        assert_eq!(sim.transaction("order-1").expect("t").refunds.len(), 1);
+        let (s3, _) = refund("rf-2", Some(30000)).await;
+        assert_eq!(s3, 412, "more than what is left");
+        let (s4, rest) = refund("rf-3", None).await;
+        assert_eq!(s4, 200);
+        assert_eq!(rest["refund_amount"], "20000.00");
+        assert_eq!(rest["transaction_status"], "refund");
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_auth_bad_input_and_unknown_orders() {
+        let sim = MidtransSim::start(KEY, None).await.expect("start");
+        let http = reqwest::Client::new();
+        let url = format!("{}/snap/v1/transactions", sim.base_url());
+        let body = json!({"transaction_details": {"order_id": "o", "gross_amount": 10}});
+        assert_eq!(http.post(&url).json(&body).send().await.expect("send").status(), 401);
+        let wrong = http.post(&url).header("authorization", basic("other")).json(&body).send().await.expect("send");
+        assert_eq!(wrong.status(), 401);
+        let garbage = http.post(&url).header("authorization", basic(KEY)).body("{not json").send().await.expect("send");
+        assert_eq!(garbage.status(), 400);
+        for bad in [json!({}), json!({"transaction_details": {"order_id": "o", "gross_amount": -5}}),
+                    json!({"transaction_details": {"order_id": "a/b", "gross_amount": 5}}),
+                    json!({"transaction_details": {"order_id": "o", "gross_amount": 1.5}})] {
+            let r = http.post(&url).header("authorization", basic(KEY)).json(&bad).send().await.expect("send");
+            assert_eq!(r.status(), 400, "{bad}");
+        }
+        let huge = vec![b'a'; MAX_BODY_BYTES + 1];
+        let r = http.post(&url).header("authorization", basic(KEY)).body(huge).send().await.expect("send");
+        assert_eq!(r.status(), 413);
+        let status = http
+            .get(format!("{}/v2/nope/status", sim.base_url()))
+            .header("authorization", basic(KEY))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(status.status(), 404);
+        assert_eq!(sim.pay("nope", &PayRequest::default()).await.err(), Some(PayError::UnknownOrder("nope".into())));
+        let bad_status = PayRequest { transaction_status: "paid".into(), ..PayRequest::default() };
+        assert_eq!(sim.pay("nope", &bad_status).await.err(), Some(PayError::BadStatus));
+        // Refunding an unpaid order is refused.
+        create(&sim, &http, "unpaid", 10000).await;
+        let r = http
+            .post(format!("{}/v2/unpaid/refund", sim.base_url()))
+            .header("authorization", basic(KEY))
+            .json(&json!({"refund_key": "k"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 412);
+    }
+
+    #[tokio::test]
+    async fn expire_notification_is_signed_with_its_own_status_code() {
+        let (hook, seen) = recorder().await;
+        let sim = MidtransSim::start(KEY, Some(hook)).await.expect("start");
+        let http = reqwest::Client::new();
+        create(&sim, &http, "order-x", 20000).await;
+        let req = PayRequest { transaction_status: "expire".into(), deliveries: 1, fraud_status: None };
+        sim.pay("order-x", &req).await.expect("pay");
+        let n = seen.lock().expect("lock")[0].clone();
+        assert_eq!(n["status_code"], "407");
+        assert_eq!(n["signature_key"], signature_key("order-x", "407", "20000.00", KEY));
+        // The payment page shows the order.
+        let page = http
+            .get(sim.transaction("order-x").map(|t| redirect_url(&sim.state, &t.token)).expect("t"))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.expect("text").contains("order-x"));
+    }
+}
