@@ -13,6 +13,7 @@ use emeterai::ledger::Ledger;
 use emeterai::midtrans::MidtransClient;
 use emeterai::midtrans::signature::signature_key;
 use emeterai::handlers::stamp::{InjectedFault, Outcome, StampService, Step, StepHook};
+use emeterai::handlers::sweep::SweepService;
 use emeterai::stamping::Issuer;
 use emeterai::storage::DocumentStore;
 use emeterai_local::provision::{clients_from_env, create_table, ensure_bucket};
@@ -48,6 +49,7 @@ pub struct TestApp {
     pub checkout: CheckoutService,
     pub webhook: PaymentWebhookService,
     pub stamp: StampService,
+    pub sweep: SweepService,
     pub faults: Arc<Faults>,
 }
 
@@ -130,6 +132,7 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
             verify_base_url: config.verify_base_url.clone(),
             hook: faults.clone(),
         },
+        sweep: SweepService { ledger: ledger.clone(), gateway: gateway.clone(), config: config.clone() },
         checkout: CheckoutService::new(config, ledger.clone(), gateway, store.clone(), vec![issuer.certificate_der().to_vec()]),
         ledger,
         store,
