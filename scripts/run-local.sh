@@ -91,6 +91,11 @@ export AWS_DEFAULT_REGION="$EMETERAI_TEST_REGION"
 export EMETERAI_MIDTRANS_SIM_PORT="$sim_port"
 export EMETERAI_PORT="$gateway_port"
 
+# Local values of settings that point at AWS-only things in template.yaml (they win over it):
+# the issuer key and certificate (generated once under the data folder), the QR codes' base URL.
+export EMETERAI_ISSUER_DIR="${EMETERAI_ISSUER_DIR:-$data/issuer}"
+export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$gateway_port}"
+
 # The functions' environment comes from template.yaml (Globals and each function's variables).
 {
     "$gateway_bin" function-env

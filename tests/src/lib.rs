@@ -2,7 +2,12 @@
 //! DynamoDB Local, and the real handlers wired to it exactly as the Lambda `main`s wire them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 
 use emeterai::config::Config;
 use emeterai::domain::ids::AccountId;
@@ -51,6 +56,27 @@ pub struct TestApp {
     pub stamp: StampService,
     pub sweep: SweepService,
     pub faults: Arc<Faults>,
+    /// DynamoDB requests sent (every attempt), to hold the hot paths to their round-trip budget.
+    pub dynamodb_calls: Arc<AtomicU64>,
+}
+
+/// Counts every DynamoDB request attempt the SDK transmits.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(pub Arc<AtomicU64>);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 /// Crashes the stamp function once after a chosen step (the test's "kill -9").
@@ -111,6 +137,10 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
     ]);
     env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+    let counter = CallCounter::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        dynamodb.config().to_builder().interceptor(counter.clone()).build(),
+    );
     let ledger = Ledger::new(dynamodb, &table);
     let store = DocumentStore::new(s3.clone(), &bucket);
     let gateway = MidtransClient::new(&config.midtrans).expect("gateway client");
@@ -137,6 +167,7 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
         ledger,
         store,
         faults,
+        dynamodb_calls: counter.0,
     }
 }
 
@@ -178,6 +209,13 @@ pub fn request(method: Method, path: &str, caller: Option<&str>, body: Option<&s
 }
 
 impl TestApp {
+    /// DynamoDB requests made while `f` ran.
+    pub async fn dynamodb_calls_during<T>(&self, f: impl std::future::Future<Output = T>) -> (T, u64) {
+        let before = self.dynamodb_calls.load(Ordering::SeqCst);
+        let out = f.await;
+        (out, self.dynamodb_calls.load(Ordering::SeqCst) - before)
+    }
+
     pub async fn call(&self, req: ApiRequest) -> Reply {
         Reply::from(self.checkout.respond(req).await)
     }

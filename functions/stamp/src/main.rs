@@ -16,7 +16,8 @@ async fn main() -> Result<(), Error> {
     let aws = aws_sdk_config().await;
     let service = StampService {
         ledger: Ledger::from_sdk_config(&aws, &config.table),
-        store: DocumentStore::from_sdk_config(&aws, config.require_bucket()?),
+        // Each S3 event names its bucket; EMETERAI_BUCKET is only the default.
+        store: DocumentStore::from_sdk_config(&aws, config.bucket.clone().unwrap_or_default()),
         issuer: Arc::new(Issuer::from_env_or_local()?),
         verify_base_url: config.verify_base_url.clone(),
         hook: Arc::new(NoFaults),

@@ -108,11 +108,19 @@ impl StampService {
         let Some(raw_key) = record.s3.object.key.as_deref() else { return Ok(Outcome::Ignored) };
         let key = url_decode_key(raw_key);
         let size = record.s3.object.size.and_then(|s| u64::try_from(s).ok());
-        self.process(&key, size).await
+        match record.s3.bucket.name.as_deref() {
+            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &key, size).await,
+            _ => self.process_in(&self.store, &key, size).await,
+        }
     }
 
-    /// Processes the object at `key` (already URL-decoded) of `size` bytes (from the event).
+    /// Processes the object at `key` (already URL-decoded) of `size` bytes (from the event) in
+    /// the configured bucket.
     pub async fn process(&self, key: &str, size: Option<u64>) -> Result<Outcome, StampError> {
+        self.process_in(&self.store, key, size).await
+    }
+
+    async fn process_in(&self, store: &DocumentStore, key: &str, size: Option<u64>) -> Result<Outcome, StampError> {
         let Some((account, document_id)) = keys::parse_incoming(key) else {
             tracing::warn!(key, "object is not an upload of this system");
             return Ok(Outcome::Ignored);
@@ -143,7 +151,7 @@ impl StampService {
         let doc = Document { reservation: Some(reservation.clone()), ..doc };
         self.hook.after(Step::Reserved)?;
 
-        let pdf = match self.store.read_limited(key, MAX_PDF_BYTES).await {
+        let pdf = match store.read_limited(key, MAX_PDF_BYTES).await {
             Ok(pdf) => pdf,
             Err(StorageError::TooLarge { .. }) => return self.reject(&doc, stamping::Rejection::TooLarge.into()).await,
             Err(StorageError::Missing) => {
@@ -160,13 +168,13 @@ impl StampService {
 
         let output_key = keys::stamped(&account, &doc.id);
         let sha256 = stamped.sha256_hex();
-        self.store.write_pdf(&output_key, stamped.pdf).await?;
+        store.write_pdf(&output_key, stamped.pdf).await?;
         self.hook.after(Step::Uploaded)?;
 
         let outcome = self.consume(&doc, &reservation, sha256).await?;
         if matches!(outcome, Outcome::Rejected { .. }) {
             // Paid for by nobody: it must not linger (it is not downloadable through the API).
-            if let Err(e) = self.store.delete(&output_key).await {
+            if let Err(e) = store.delete(&output_key).await {
                 tracing::warn!(%document_id, error = %e, "could not delete unpaid stamped output");
             }
         }

@@ -17,6 +17,7 @@ use super::der::{self, oid};
 pub const KEY_FILE_ENV: &str = "EMETERAI_ISSUER_KEY_FILE";
 pub const CERT_FILE_ENV: &str = "EMETERAI_ISSUER_CERT_FILE";
 pub const DATA_DIR_ENV: &str = "EMETERAI_DATA_DIR";
+pub const ISSUER_DIR_ENV: &str = "EMETERAI_ISSUER_DIR";
 
 const KEY_FILE_NAME: &str = "issuer-key.pem";
 const CERT_FILE_NAME: &str = "issuer-cert.pem";
@@ -83,9 +84,13 @@ impl Issuer {
         }
     }
 
-    /// `$EMETERAI_DATA_DIR/issuer`, else `$HOME/.local/share/emeterai/issuer`, else
-    /// `.local/issuer` under the current directory.
+    /// `$EMETERAI_ISSUER_DIR` (on AWS, the issuer layer's `/opt/issuer`), else
+    /// `$EMETERAI_DATA_DIR/issuer`, else `$HOME/.local/share/emeterai/issuer`, else `.local/issuer`
+    /// under the current directory.
     pub fn default_local_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os(ISSUER_DIR_ENV).filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir);
+        }
         if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
             return PathBuf::from(dir).join("issuer");
         }

@@ -56,6 +56,11 @@ impl DocumentStore {
         Self::new(Client::from_conf(config), bucket)
     }
 
+    /// The same client on another bucket.
+    pub fn for_bucket(&self, bucket: impl Into<String>) -> Self {
+        Self { client: self.client.clone(), bucket: bucket.into() }
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
