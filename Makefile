@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all test run clean-local-data
+.PHONY: install install-all test run bench-handlers clean-local-data
 
 install:
 	scripts/install.sh
@@ -18,6 +18,10 @@ install-all:
 test: install-all
 	scripts/with-test-services.sh $(CARGO) test --workspace
 	scripts/with-local-stack.sh $(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored
+
+# Handler cost per request against DynamoDB Local and SeaweedFS (numbers in BENCHMARKS.md).
+bench-handlers: install
+	scripts/with-test-services.sh $(CARGO) bench -p emeterai-tests --bench handlers
 
 run: install-all
 	scripts/run-local.sh
