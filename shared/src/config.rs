@@ -102,6 +102,12 @@ impl Config {
     }
 }
 
+/// The AWS SDK configuration of this environment (region, credentials, and the
+/// `AWS_ENDPOINT_URL_*` overrides the local stack uses), loaded once per container.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,10 +132,4 @@ mod tests {
         let priced = [base[0], base[1], ("EMETERAI_UNIT_PRICE", "12000")];
         assert_eq!(Config::from_lookup(lookup(&priced)).expect("valid").unit_price, Rupiah::new(12_000));
     }
-}
-
-/// The AWS SDK configuration of this environment (region, credentials, and the
-/// `AWS_ENDPOINT_URL_*` overrides the local stack uses), loaded once per container.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
