@@ -2,20 +2,34 @@
 
 use serde::Deserialize;
 
-/// The fields we read. Midtrans sends many more; they are ignored.
+/// What Midtrans reports about a transaction, in a notification or from the status API. Only
+/// the fields we read; Midtrans sends many more, which are ignored.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Notification {
+pub struct TransactionReport {
     pub order_id: String,
     pub status_code: String,
     pub gross_amount: String,
     pub transaction_status: String,
-    pub signature_key: String,
     #[serde(default)]
     pub transaction_id: Option<String>,
     #[serde(default)]
     pub fraud_status: Option<String>,
     #[serde(default)]
     pub payment_type: Option<String>,
+}
+
+impl TransactionReport {
+    pub fn outcome(&self) -> PaymentOutcome {
+        PaymentOutcome::of(&self.transaction_status, self.fraud_status.as_deref())
+    }
+}
+
+/// An HTTP notification: the report, signed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Notification {
+    #[serde(flatten)]
+    pub report: TransactionReport,
+    pub signature_key: String,
 }
 
 /// What a notification asks of an invoice.
@@ -45,27 +59,33 @@ impl PaymentOutcome {
     }
 }
 
-impl Notification {
-    pub fn outcome(&self) -> PaymentOutcome {
-        PaymentOutcome::of(&self.transaction_status, self.fraud_status.as_deref())
-    }
-}
+
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn n(status: &str, fraud: Option<&str>) -> Notification {
-        Notification {
+    fn n(status: &str, fraud: Option<&str>) -> TransactionReport {
+        TransactionReport {
             order_id: "o".into(),
             status_code: "200".into(),
             gross_amount: "10000.00".into(),
             transaction_status: status.into(),
-            signature_key: String::new(),
             transaction_id: None,
             fraud_status: fraud.map(Into::into),
             payment_type: None,
         }
+    }
+
+    #[test]
+    fn notifications_carry_a_report_and_a_signature() {
+        let n: Notification = serde_json::from_str(
+            r#"{"order_id":"o","status_code":"200","gross_amount":"1.00","transaction_status":"settlement","signature_key":"s","merchant_id":"m"}"#,
+        )
+        .expect("notification");
+        assert_eq!((n.report.order_id.as_str(), n.signature_key.as_str()), ("o", "s"));
+        assert_eq!(n.report.outcome(), PaymentOutcome::Settled);
+        assert!(serde_json::from_str::<Notification>(r#"{"order_id":"o"}"#).is_err());
     }
 
     #[test]

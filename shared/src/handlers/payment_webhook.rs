@@ -41,20 +41,15 @@ impl PaymentWebhookService {
         let body = json_body(req)?;
         let n: Notification = serde_json::from_value(body)
             .map_err(|e| ApiError::BadRequest(format!("not a Midtrans notification: {e}")))?;
+        let report = &n.report;
         // The signature is checked over the fields exactly as received.
-        if !signature::verify(&n.order_id, &n.status_code, &n.gross_amount, self.server_key.expose(), &n.signature_key) {
+        let key = self.server_key.expose();
+        if !signature::verify(&report.order_id, &report.status_code, &report.gross_amount, key, &n.signature_key) {
             return Err(ApiError::BadSignature);
         }
-        let order = OrderId::parse(&n.order_id).map_err(|_| ApiError::NotFound("no such order"))?;
-        let event = PaymentEvent {
-            transaction_status: &n.transaction_status,
-            transaction_id: n.transaction_id.as_deref(),
-            status_code: &n.status_code,
-            gross_amount: &n.gross_amount,
-            payment_type: n.payment_type.as_deref(),
-            received_at: chrono::Utc::now(),
-        };
-        match apply_outcome(&self.ledger, &order, n.outcome(), &event, self.quota_validity_days).await {
+        let order = OrderId::parse(&report.order_id).map_err(|_| ApiError::NotFound("no such order"))?;
+        let event = PaymentEvent::of(report, chrono::Utc::now());
+        match apply_outcome(&self.ledger, &order, report.outcome(), &event, self.quota_validity_days).await {
             Ok(()) => Ok(ApiResponse::json(200, json!({"status": "ok"}).to_string())),
             Err(ApplyError::UnknownOrder) => Err(ApiError::NotFound("no such order")),
             Err(ApplyError::AmountMismatch { received, expected }) => Err(ApiError::AmountMismatch { received, expected }),

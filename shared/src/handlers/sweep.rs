@@ -123,17 +123,10 @@ impl SweepService {
                 None
             }
         };
-        if let Some(status) = &gateway_says {
-            let outcome = PaymentOutcome::of(&status.transaction_status, status.fraud_status.as_deref());
+        if let Some(said) = &gateway_says {
+            let outcome = said.outcome();
             if outcome != PaymentOutcome::NoChange {
-                let event = PaymentEvent {
-                    transaction_status: &status.transaction_status,
-                    transaction_id: status.transaction_id.as_deref(),
-                    status_code: &status.status_code,
-                    gross_amount: &status.gross_amount,
-                    payment_type: status.payment_type.as_deref(),
-                    received_at: now,
-                };
+                let event = PaymentEvent::of(said, now);
                 return match apply_outcome(&self.ledger, &order, outcome, &event, self.config.quota_validity_days).await {
                     Ok(()) => {
                         match outcome {

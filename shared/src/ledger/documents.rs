@@ -206,15 +206,7 @@ impl Ledger {
                 .build()?;
             actions.push(TransactWriteItem::builder().delete(release).build());
         }
-        for attempt in 0..conflict_retries() {
-            match self.transact(actions.clone()).await {
-                Ok(()) => return Ok(true),
-                Err(e) if e.is_conflict() => Self::conflict_pause(attempt).await,
-                Err(TransactError::Cancelled(_)) => return Ok(false),
-                Err(TransactError::Failed(e)) => return Err(e),
-            }
-        }
-        Err(LedgerError::Contended)
+        Ok(self.transact_until_decided(actions).await?.is_ok())
     }
 
     /// PAID invoices of the account with units left and still valid at `now`, the one whose
@@ -337,24 +329,19 @@ impl Ledger {
             TransactWriteItem::builder().update(document).build(),
             TransactWriteItem::builder().update(serial).build(),
         ];
-        for attempt in 0..conflict_retries() {
-            match self.transact(actions.clone()).await {
-                Ok(()) => return Ok(Consumed::Stamped),
-                Err(e) if e.is_conflict() => Self::conflict_pause(attempt).await,
-                Err(TransactError::Cancelled(reasons)) => {
-                    let failed = |i: usize| matches!(reasons.get(i), Some(Cancellation::ConditionFailed { .. }));
-                    return Ok(if failed(3) || failed(2) || failed(4) {
-                        Consumed::DocumentFinal
-                    } else if failed(1) {
-                        Consumed::NoQuota
-                    } else {
-                        Consumed::InvoiceChanged
-                    });
-                }
-                Err(TransactError::Failed(e)) => return Err(e),
-            }
-        }
-        Err(LedgerError::Contended)
+        let reasons = match self.transact_until_decided(actions).await? {
+            Ok(()) => return Ok(Consumed::Stamped),
+            Err(reasons) => reasons,
+        };
+        // Which condition failed, in the order of the actions above.
+        let failed = |i: usize| matches!(reasons.get(i), Some(Cancellation::ConditionFailed { .. }));
+        Ok(if failed(3) || failed(2) || failed(4) {
+            Consumed::DocumentFinal
+        } else if failed(1) {
+            Consumed::NoQuota
+        } else {
+            Consumed::InvoiceChanged
+        })
     }
 
     /// A serial as the public registry shows it: only once it is STAMPED.

@@ -149,11 +149,7 @@ impl Ledger {
 
     /// Stores the response a claim replays. False when the claim was no longer ours.
     pub async fn complete(&self, claim: &Claim<'_>, response: &StoredResponse) -> Result<bool, LedgerError> {
-        match self.transact(vec![self.complete_action(claim, response)?]).await {
-            Ok(()) => Ok(true),
-            Err(TransactError::Cancelled(_)) => Ok(false),
-            Err(TransactError::Failed(e)) => Err(e),
-        }
+        Ok(self.transact_until_decided(vec![self.complete_action(claim, response)?]).await?.is_ok())
     }
 
     /// Gives a claim up (the request failed before doing anything), so a retry may run.

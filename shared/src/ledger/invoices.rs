@@ -29,6 +29,20 @@ pub enum Opened {
     Refused(ClaimRefusal),
 }
 
+impl<'a> PaymentEvent<'a> {
+    /// A report (notification or status API answer) received at `received_at`.
+    pub fn of(report: &'a crate::domain::notification::TransactionReport, received_at: Timestamp) -> Self {
+        Self {
+            transaction_status: &report.transaction_status,
+            transaction_id: report.transaction_id.as_deref(),
+            status_code: &report.status_code,
+            gross_amount: &report.gross_amount,
+            payment_type: report.payment_type.as_deref(),
+            received_at,
+        }
+    }
+}
+
 /// A payment notification as recorded on the invoice's event log.
 #[derive(Debug, Clone)]
 pub struct PaymentEvent<'a> {
@@ -98,15 +112,7 @@ impl Ledger {
         if let Some(link) = payment {
             actions.push(TransactWriteItem::builder().update(self.set_payment_update(invoice_id, link)?).build());
         }
-        for attempt in 0..conflict_retries() {
-            match self.transact(actions.clone()).await {
-                Ok(()) => return Ok(true),
-                Err(e) if e.is_conflict() => Self::conflict_pause(attempt).await,
-                Err(TransactError::Cancelled(_)) => return Ok(false),
-                Err(TransactError::Failed(e)) => return Err(e),
-            }
-        }
-        Err(LedgerError::Contended)
+        Ok(self.transact_until_decided(actions).await?.is_ok())
     }
 
     /// Attaches a payment link to a still-PENDING invoice. False when it is no longer PENDING.
@@ -250,17 +256,11 @@ impl Ledger {
             actions.push(self.balance_action(&invoice.account, &balance_moves)?);
         }
         actions.push(self.payment_event_action(&invoice.id, event)?);
-
-        for attempt in 0..conflict_retries() {
-            match self.transact(actions.clone()).await {
-                Ok(()) => return Ok(Recorded::Applied),
-                Err(e) if e.is_conflict() => Self::conflict_pause(attempt).await,
-                // The status moved (or the credit exists, which only happens with PAID): re-read.
-                Err(TransactError::Cancelled(_)) => return Ok(Recorded::Stale),
-                Err(TransactError::Failed(e)) => return Err(e),
-            }
-        }
-        Err(LedgerError::Contended)
+        Ok(match self.transact_until_decided(actions).await? {
+            Ok(()) => Recorded::Applied,
+            // The status moved (or the credit exists, which only happens with PAID): re-read.
+            Err(_) => Recorded::Stale,
+        })
     }
 
     /// Marks a settlement whose amount did not match for a person to review; credits nothing.
@@ -288,17 +288,9 @@ impl Ledger {
             TransactWriteItem::builder().update(update).build(),
             self.payment_event_action(invoice_id, event)?,
         ];
-        for attempt in 0..conflict_retries() {
-            match self.transact(actions.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_conflict() => Self::conflict_pause(attempt).await,
-                Err(TransactError::Cancelled(_)) => {
-                    return Err(LedgerError::Corrupt("invoice vanished while flagging it".into()));
-                }
-                Err(TransactError::Failed(e)) => return Err(e),
-            }
-        }
-        Err(LedgerError::Contended)
+        self.transact_until_decided(actions)
+            .await?
+            .map_err(|_| LedgerError::Corrupt("invoice vanished while flagging it".into()))
     }
 
     fn put_new_invoice_action(&self, invoice: &Invoice, reconcile_at: Timestamp) -> Result<TransactWriteItem, LedgerError> {

@@ -129,6 +129,23 @@ impl Ledger {
         }
     }
 
+    /// Runs a transaction, again while it only loses races to concurrent transactions, until it
+    /// commits (`Ok(Ok(()))`) or a condition decides against it (`Ok(Err(reasons))`).
+    pub(crate) async fn transact_until_decided(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<Cancellation>>, LedgerError> {
+        for attempt in 0..CONFLICT_RETRIES {
+            match self.transact(actions.clone()).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(e) if e.is_conflict() => Self::conflict_pause(attempt).await,
+                Err(TransactError::Cancelled(reasons)) => return Ok(Err(reasons)),
+                Err(TransactError::Failed(e)) => return Err(e),
+            }
+        }
+        Err(LedgerError::Contended)
+    }
+
     /// Backoff between attempts after a transaction conflict: short, jittered, growing.
     pub(crate) async fn conflict_pause(attempt: u32) {
         use rand::Rng;

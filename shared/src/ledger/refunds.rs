@@ -189,11 +189,7 @@ impl Ledger {
     }
 
     async fn conditional_update(&self, u: Update) -> Result<bool, LedgerError> {
-        match self.transact(vec![TransactWriteItem::builder().update(u).build()]).await {
-            Ok(()) => Ok(true),
-            Err(TransactError::Cancelled(_)) => Ok(false),
-            Err(TransactError::Failed(e)) => Err(e),
-        }
+        Ok(self.transact_until_decided(vec![TransactWriteItem::builder().update(u).build()]).await?.is_ok())
     }
 
     /// Invoices with `kind` work due at or before `now`, from the sparse `due` index (never a

@@ -10,6 +10,7 @@ use crate::config::{MidtransConfig, Secret};
 use crate::domain::ids::OrderId;
 use crate::domain::invoice::PaymentLink;
 use crate::domain::money::Rupiah;
+use crate::domain::notification::TransactionReport;
 use crate::domain::quantity::Quantity;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,20 +23,6 @@ pub enum GatewayError {
     BadBody(#[source] reqwest::Error),
 }
 
-/// The gateway's view of an order (Core API status).
-#[derive(Debug, Clone, Deserialize)]
-pub struct TransactionStatus {
-    pub order_id: String,
-    pub status_code: String,
-    pub transaction_status: String,
-    pub gross_amount: String,
-    #[serde(default)]
-    pub transaction_id: Option<String>,
-    #[serde(default)]
-    pub fraud_status: Option<String>,
-    #[serde(default)]
-    pub payment_type: Option<String>,
-}
 
 #[derive(Clone)]
 pub struct MidtransClient {
@@ -117,7 +104,7 @@ impl MidtransClient {
     }
 
     /// Core API status of an order; `None` when the gateway has never seen it.
-    pub async fn status(&self, order_id: &OrderId) -> Result<Option<TransactionStatus>, GatewayError> {
+    pub async fn status(&self, order_id: &OrderId) -> Result<Option<TransactionReport>, GatewayError> {
         let response = self
             .http
             .get(format!("{}/v2/{order_id}/status", self.api_base_url))
@@ -132,7 +119,7 @@ impl MidtransClient {
         if !response.status().is_success() {
             return Err(GatewayError::Status { status: response.status().as_u16() });
         }
-        let status: TransactionStatus = response.json().await.map_err(GatewayError::BadBody)?;
+        let status: TransactionReport = response.json().await.map_err(GatewayError::BadBody)?;
         // Midtrans answers some "not found" cases with HTTP 200 and status_code 404 in the body.
         if status.status_code == "404" {
             return Ok(None);
