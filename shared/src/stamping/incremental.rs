@@ -77,7 +77,13 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     // The form lists the field; /SigFlags 3 = SignaturesExist | AppendOnly.
     let mut catalog_copy = catalog.clone();
     let mut catalog_changed = false;
+    let header_signed = contains(original, b"/ByteRange");
     let sig_flags = |form: &mut Dictionary| {
+        // /NeedAppearances makes viewers redraw every field, and they draw signature fields
+        // blank: the stamp would vanish. Dropped only where no signature covers the form.
+        if !header_signed && form.has(b"NeedAppearances") {
+            form.remove(b"NeedAppearances");
+        }
         let old = form.get(b"SigFlags").ok().and_then(|o| o.as_i64().ok()).unwrap_or(0);
         form.set("SigFlags", Object::Integer(old | 3));
     };
@@ -123,7 +129,6 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     }
 
     // Version: header digits when no signature covers them, else the catalog's /Version.
-    let header_signed = contains(original, b"/ByteRange");
     let header_version = loaded.header_version.unwrap_or((1, 0));
     let effective = header_version.max(parse::catalog_version(doc, catalog).unwrap_or((1, 0)));
     let rewrite_header = effective < MIN_VERSION && !header_signed && loaded.header_version.is_some();

@@ -139,7 +139,11 @@ pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
         return Err(Rejection::Encrypted);
     }
     let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
-        if !allow_rewrite || contains(pdf, b"/ByteRange") {
+        // Rewrite only what standard readers still repair: a classic trailer and a startxref
+        // are there, just with a wrong offset. Truncated files and broken xref streams stay
+        // corrupt, and signed files are never rewritten (that would break their signatures).
+        let repairable = contains(pdf, b"trailer") && contains(pdf, b"startxref");
+        if !allow_rewrite || !repairable || contains(pdf, b"/ByteRange") {
             return Err(Rejection::Corrupt);
         }
         let mut doc = doc;
