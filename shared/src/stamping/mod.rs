@@ -117,6 +117,16 @@ pub fn reason_for(serial: &str) -> String {
 
 /// The serial in an e-Meterai `/Reason` (`[SERIAL] e-Meterai...`), if it is one.
 pub fn serial_in_reason(reason: &[u8]) -> Option<String> {
+    // Text strings may be UTF-16BE with a byte order mark.
+    let decoded;
+    let reason = match reason.strip_prefix(&[0xFE, 0xFF]) {
+        Some(utf16) => {
+            let units: Vec<u16> = utf16.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]])).collect();
+            decoded = String::from_utf16_lossy(&units).into_bytes();
+            decoded.as_slice()
+        }
+        None => reason,
+    };
     let rest = reason.strip_prefix(b"[")?;
     let serial = rest.get(..SERIAL_LEN)?;
     let after = rest.get(SERIAL_LEN..)?;
@@ -248,3 +258,26 @@ pub fn default_placement(pdf: &[u8], page: Option<u32>) -> Result<Placement, cra
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reason_tests {
+    use super::*;
+
+    #[test]
+    fn recognises_e_meterai_reasons_only() {
+        assert_eq!(serial_in_reason(reason_for("0123456789ABCDEFGHIJKL").as_bytes()), Some("0123456789ABCDEFGHIJKL".to_owned()));
+        let utf16: Vec<u8> = [0xFE, 0xFF].into_iter().chain("[0123456789ABCDEFGHIJKL] e-Meterai".encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        assert!(serial_in_reason(&utf16).is_some());
+        assert_eq!(serial_in_reason(b"[0123456789ABCDEFGHIJKL] approval"), None);
+        assert_eq!(serial_in_reason(b"[0123456789abcdefghijkl] e-Meterai"), None);
+        assert_eq!(serial_in_reason(b"[012] e-Meterai"), None);
+        assert_eq!(serial_in_reason(b""), None);
+    }
+
+    #[test]
+    fn every_rejection_has_its_api_code() {
+        let codes: Vec<&str> = Rejection::ALL.iter().map(Rejection::code).collect();
+        assert_eq!(codes, ["not_pdf", "corrupt", "encrypted", "too_large", "not_a4", "page_out_of_range", "placement_out_of_bounds", "placement_overlaps_signature", "already_stamped", "certified_no_changes"]);
+        assert!(Rejection::ALL.iter().all(|r| !r.message().is_empty()));
+    }
+}

@@ -129,10 +129,9 @@ pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
 pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
     let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
     let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
-    let looks_encrypted = contains(pdf, b"/Encrypt");
     let doc = match Document::load_mem_with_options(pdf, options) {
         Ok(doc) => doc,
-        Err(_) if looks_encrypted => return Err(Rejection::Encrypted),
+        Err(_) if contains(pdf, b"/Encrypt") => return Err(Rejection::Encrypted),
         Err(_) => return Err(Rejection::Corrupt),
     };
     if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() || doc.is_encrypted() {
@@ -177,11 +176,11 @@ pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(haystack, needle)
 }
 
 /// The value of the last `startxref`, checked to point at a cross-reference table or stream
