@@ -43,7 +43,11 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     let catalog = parse::dict_of(doc, loaded.root_id).ok_or(Rejection::Corrupt)?;
 
     let trailer_size = doc.trailer.get(b"Size").ok().and_then(|o| o.as_i64().ok()).unwrap_or(0);
-    let first_new = u32::try_from(trailer_size.max(i64::from(doc.max_id) + 1)).map_err(|_| Rejection::Corrupt)?;
+    // PDF readers cap object numbers at 8,388,607 (ISO 32000-1 annex C).
+    let first_new = u32::try_from(trailer_size.max(i64::from(doc.max_id) + 1))
+        .ok()
+        .filter(|n| *n < 8_388_600)
+        .ok_or(Rejection::Corrupt)?;
     let value_id: ObjectId = (first_new, 0);
     let widget_id: ObjectId = (first_new + 1, 0);
     let appearance_id: ObjectId = (first_new + 2, 0);

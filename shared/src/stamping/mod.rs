@@ -236,6 +236,15 @@ pub fn stamp(pdf: &[u8], req: &StampRequest<'_>, issuer: &Issuer) -> Result<Stam
     if !incremental::fill_signature(&mut prepared, &signature) {
         return Err(Rejection::TooLarge);
     }
+    // Read our own output back the way a verifier does: a damaged original can make readers
+    // swallow the appended objects (e.g. a stream without a usable end), and such a stamp
+    // must never be handed out.
+    let readable = verify::verify(&prepared.bytes, None).is_ok_and(|found| {
+        found.iter().any(|f| f.serial == req.serial.as_str() && f.signature_valid && f.unmodified_since_stamp)
+    });
+    if !readable {
+        return Err(Rejection::Corrupt);
+    }
     let sha256 = cms::sha256(&[&prepared.bytes]);
     Ok(Stamped { pdf: prepared.bytes, sha256, page })
 }

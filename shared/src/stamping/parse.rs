@@ -9,7 +9,10 @@ use lopdf::{Dictionary, Document, Object, ObjectId};
 use super::Rejection;
 
 /// Largest size any single stream may decompress to while loading (object and xref streams).
-const MAX_DECOMPRESSED_STREAM: usize = 4 * 1024 * 1024;
+const MAX_DECOMPRESSED_STREAM: usize = 2 * 1024 * 1024;
+/// Most object streams we let the loader inflate: with the per-stream cap this bounds the
+/// memory a file can make the loader spend, whatever it inflates to.
+const MAX_OBJECT_STREAMS: usize = 64;
 /// Deepest page tree / field tree / parent chain we follow.
 const MAX_TREE_DEPTH: usize = 64;
 /// Most pages we accept in one document.
@@ -128,6 +131,9 @@ pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
 /// rewritten whole when `allow_rewrite` and no signature would be broken by that, else corrupt.
 pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
     let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
+    if memchr::memmem::find_iter(pdf, b"/ObjStm").nth(MAX_OBJECT_STREAMS).is_some() {
+        return Err(Rejection::Corrupt);
+    }
     let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
     let doc = match Document::load_mem_with_options(pdf, options) {
         Ok(doc) => doc,
