@@ -249,17 +249,26 @@ pub fn stamp(pdf: &[u8], req: &StampRequest<'_>, issuer: &Issuer) -> Result<Stam
     Ok(Stamped { pdf: prepared.bytes, sha256, page })
 }
 
-/// The default placement on `page` (1-based, `None` for the last page): the stamp's
-/// bottom-right corner 15 mm from the bottom-right corner of the page as displayed. A document
-/// that cannot be read, or has no such page, gets the top-left corner, so that [`stamp`]
-/// reports the real rejection.
+/// The default placement on `page` (1-based, `None` for the last page): the bottom-right
+/// corner of the page as displayed, 15 mm from both edges; if a signature already sits there,
+/// the first free of bottom-left, top-right and top-left. A document that cannot be read, or
+/// has no such page, gets the top-left corner, so that [`stamp`] reports the real rejection.
 pub fn default_placement(pdf: &[u8], page: Option<u32>) -> Result<Placement, crate::domain::placement::InvalidPlacement> {
     let position = load_checked(pdf).ok().and_then(|loaded| {
         let index = match page {
             None => loaded.pages.len().checked_sub(1)?,
             Some(n) => usize::try_from(n).ok()?.checked_sub(1)?,
         };
-        loaded.pages.get(index).map(placement::default_position_mm)
+        let info = loaded.pages.get(index)?;
+        let (right, bottom) = placement::default_position_mm(info);
+        let margin = placement::DEFAULT_MARGIN_MM.min(right).min(bottom);
+        let candidates = [(right, bottom), (margin, bottom), (right, margin), (margin, margin)];
+        let free = candidates.iter().copied().find(|&(x, y)| {
+            let Ok(candidate) = Placement::parse(page, x, y) else { return false };
+            let rect = placement::user_rect(info, &candidate);
+            !loaded.signature_widgets.iter().any(|w| w.page == Some(info.id) && w.rect.intersection(&rect).is_some())
+        });
+        Some(free.unwrap_or((right, bottom)))
     });
     let (x, y) = position.unwrap_or((0.0, 0.0));
     Placement::parse(page, x, y)

@@ -180,6 +180,13 @@ fn default_placement_is_bottom_right_inside_the_page() {
     let placement = default_placement(&a4_pdf(1), None).expect("valid");
     assert!((placement.x_mm() - (210.0 - 32.0 - 15.0)).abs() < 0.1);
     assert!((placement.y_mm() - (297.0 - 32.0 - 15.0)).abs() < 0.1);
+    // With a signature in the bottom-right corner, the default moves to a free corner.
+    let issuer = issuer();
+    let stamped = stamp_with(&a4_pdf(1), &place(None, placement.x_mm(), placement.y_mm()), &issuer).expect("stamps");
+    let approval = replace_bytes(&stamped.pdf, b"] e-Meterai 10000", b"] approval 000000");
+    let moved = default_placement(&approval, None).expect("valid");
+    assert!(moved.x_mm() < 20.0, "moved to the left: {moved:?}");
+    assert_eq!(check(&approval, &moved), Ok(()));
     let fallback = default_placement(b"not a pdf", Some(3)).expect("valid");
     assert_eq!((fallback.page(), fallback.x_mm(), fallback.y_mm()), (Some(3), 0.0, 0.0));
 }
