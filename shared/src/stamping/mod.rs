@@ -225,28 +225,59 @@ pub fn check(pdf: &[u8], placement: &Placement) -> Result<(), Rejection> {
 
 /// Stamps `pdf`. Deterministic: the same document, request and issuer give the same bytes.
 pub fn stamp(pdf: &[u8], req: &StampRequest<'_>, issuer: &Issuer) -> Result<Stamped, Rejection> {
-    let (mut prepared, page) = prepare(pdf, req)?;
-    let signed = {
+    prepare_stamp(pdf, req)?.sign(issuer)
+}
+
+/// A document that passed every check, laid out with room for the signature: what is left
+/// is signing. Lets a caller spend the issuer (or quota) only on documents that will stamp.
+pub struct PreparedStamp {
+    prepared: incremental::Prepared,
+    page: u32,
+    serial: String,
+    signed_at: DateTime<Utc>,
+}
+
+/// Every check of [`stamp`] and the whole layout, without signing.
+pub fn prepare_stamp(pdf: &[u8], req: &StampRequest<'_>) -> Result<PreparedStamp, Rejection> {
+    let (prepared, page) = prepare(pdf, req)?;
+    Ok(PreparedStamp { prepared, page, serial: req.serial.as_str().to_owned(), signed_at: req.signed_at })
+}
+
+impl PreparedStamp {
+    /// The 1-based page that will carry the stamp.
+    pub fn page(&self) -> u32 {
+        self.page
+    }
+
+    pub fn sign(mut self, issuer: &Issuer) -> Result<Stamped, Rejection> {
+        use sha2::Digest as _;
+        let prepared = &mut self.prepared;
         let bytes = &prepared.bytes;
         let before = bytes.get(..prepared.contents_start).ok_or(Rejection::Corrupt)?;
         let after = bytes.get(prepared.contents_end..).ok_or(Rejection::Corrupt)?;
-        cms::sha256(&[before, after])
-    };
-    let signature = cms::sign_detached(issuer, &signed, &req.signed_at);
-    if !incremental::fill_signature(&mut prepared, &signature) {
-        return Err(Rejection::TooLarge);
+        // One pass over the large head serves both digests: the signed range (head + tail)
+        // and the whole output (head + signature + tail).
+        let mut head = sha2::Sha256::new();
+        head.update(before);
+        let mut signed_range = head.clone();
+        signed_range.update(after);
+        let signed: [u8; 32] = signed_range.finalize().into();
+        let signature = cms::sign_detached(issuer, &signed, &self.signed_at);
+        if !incremental::fill_signature(prepared, &signature) {
+            return Err(Rejection::TooLarge);
+        }
+        let contents = prepared.bytes.get(prepared.contents_start..).ok_or(Rejection::Corrupt)?;
+        head.update(contents);
+        let sha256: [u8; 32] = head.finalize().into();
+        // Read our own output back the way a reader does: a damaged original can make readers
+        // swallow the appended objects (e.g. a stream without a usable end), and such a stamp
+        // must never be handed out.
+        let byte_range = [0, prepared.contents_start, prepared.contents_end, prepared.bytes.len() - prepared.contents_end];
+        if !verify::finds_own_signature(&prepared.bytes, &self.serial, byte_range) {
+            return Err(Rejection::Corrupt);
+        }
+        Ok(Stamped { pdf: self.prepared.bytes, sha256, page: self.page })
     }
-    // Read our own output back the way a verifier does: a damaged original can make readers
-    // swallow the appended objects (e.g. a stream without a usable end), and such a stamp
-    // must never be handed out.
-    let readable = verify::verify(&prepared.bytes, None).is_ok_and(|found| {
-        found.iter().any(|f| f.serial == req.serial.as_str() && f.signature_valid && f.unmodified_since_stamp)
-    });
-    if !readable {
-        return Err(Rejection::Corrupt);
-    }
-    let sha256 = cms::sha256(&[&prepared.bytes]);
-    Ok(Stamped { pdf: prepared.bytes, sha256, page })
 }
 
 /// The default placement on `page` (1-based, `None` for the last page): the bottom-right
