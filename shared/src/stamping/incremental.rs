@@ -166,7 +166,7 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
 
     for (id, object) in &changed {
         offsets.push((*id, out.len() - base));
-        let _ = write!(out, "{} {} obj\n", id.0, id.1);
+        let _ = writeln!(out, "{} {} obj", id.0, id.1);
         write_object(&mut out, object).map_err(|_| Rejection::Corrupt)?;
         out.extend_from_slice(b"\nendobj\n");
     }
@@ -295,7 +295,7 @@ fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], traile
     offsets.sort_by_key(|(id, _)| id.0);
     out.extend_from_slice(b"xref\n");
     for run in runs(offsets) {
-        let _ = write!(out, "{} {}\n", run[0].0.0, run.len());
+        let _ = writeln!(out, "{} {}", run[0].0.0, run.len());
         for ((_, generation), offset) in run {
             if *offset > 9_999_999_999 {
                 return Err(Rejection::TooLarge);
@@ -334,7 +334,7 @@ fn write_xref_stream(
     dict.set("W", Object::Array(vec![Object::Integer(1), Object::Integer(4), Object::Integer(2)]));
     dict.set("Index", Object::Array(index));
     dict.set("Length", Object::Integer(data.len() as i64));
-    let _ = write!(out, "{} 0 obj\n", stream_id.0);
+    let _ = writeln!(out, "{} 0 obj", stream_id.0);
     write_object(out, &Object::Dictionary(dict)).map_err(|_| Rejection::Corrupt)?;
     out.extend_from_slice(b"\nstream\n");
     out.extend_from_slice(&data);

@@ -62,7 +62,7 @@ pub struct PageInfo {
 impl PageInfo {
     /// Width and height in points of the page as displayed.
     pub fn displayed_size(&self) -> (f64, f64) {
-        if self.rotate % 180 == 0 {
+        if self.rotate.is_multiple_of(180) {
             (self.visible.width(), self.visible.height())
         } else {
             (self.visible.height(), self.visible.width())
