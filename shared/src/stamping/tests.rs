@@ -253,3 +253,16 @@ fn truncations_of_a_stamped_document_never_panic() {
         let _ = verify(head, None);
     }
 }
+
+#[test]
+fn signed_documents_keep_their_header_and_get_a_catalog_version() {
+    // Any /ByteRange means a signature covers the header: the version goes in the catalog.
+    let pdf = pdf_with(1, "/Note(/ByteRange)", 0);
+    let stamped = stamp_with(&pdf, &place(None, 10.0, 10.0), &issuer()).expect("stamps");
+    assert!(stamped.pdf.starts_with(b"%PDF-1.4"));
+    assert_eq!(&stamped.pdf[..pdf.len()], &pdf[..], "every original byte kept");
+    let doc = lopdf::Document::load_mem(&stamped.pdf).expect("reloads");
+    let root = doc.trailer.get(b"Root").and_then(lopdf::Object::as_reference).expect("root");
+    let catalog = doc.get_dictionary(root).expect("catalog");
+    assert_eq!(parse::catalog_version(&doc, catalog), Some((1, 7)));
+}
