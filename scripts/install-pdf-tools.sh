@@ -25,9 +25,9 @@ if [ ! -x "$venv/bin/python" ]; then
     mkdir -p "$repo_root/.local"
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import pyhanko, pyhanko_certvalidator" >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c "import pyhanko, pyhanko_certvalidator, qrcode" >/dev/null 2>&1; then
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet "pyHanko[image-support]>=0.25" "pyhanko-certvalidator"
+    "$venv/bin/pip" install --quiet "pyHanko[image-support,qr]>=0.25" "pyhanko-certvalidator"
 fi
 
-echo "pdf tools ready: $(command -v qpdf) $(command -v pdftoppm) $(command -v zbarimg) $venv/bin/pyhanko"
+echo "pdf tools ready: $(command -v qpdf) $(command -v pdftoppm) $(command -v zbarimg) $venv/bin/python (pyHanko)"

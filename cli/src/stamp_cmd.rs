@@ -49,14 +49,15 @@ pub fn run(raw: &[String]) -> Result<Outcome, Failure> {
         (None, None) => stamping::default_placement(&pdf, page)?,
         _ => return Err(Failure("give both --x-mm and --y-mm, or neither".to_owned())),
     };
-    // The issuer is loaded only after the cheap checks pass, so a rejected file never
-    // creates key material.
-    if let Err(rejection) = stamping::check(&pdf, &placement) {
-        return Ok(reject(rejection, json));
-    }
-    let issuer = Issuer::from_env_or_local()?;
+    // Every check runs before the issuer is loaded, so a rejected file never creates key
+    // material.
     let request = StampRequest { serial: &serial, placement: &placement, signed_at, verify_url: &verify_url };
-    let stamped = match stamping::stamp(&pdf, &request, &issuer) {
+    let prepared = match stamping::prepare_stamp(&pdf, &request) {
+        Ok(prepared) => prepared,
+        Err(rejection) => return Ok(reject(rejection, json)),
+    };
+    let issuer = Issuer::from_env_or_local()?;
+    let stamped = match prepared.sign(&issuer) {
         Ok(stamped) => stamped,
         Err(rejection) => return Ok(reject(rejection, json)),
     };

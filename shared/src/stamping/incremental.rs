@@ -43,7 +43,11 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     let catalog = parse::dict_of(doc, loaded.root_id).ok_or(Rejection::Corrupt)?;
 
     let trailer_size = doc.trailer.get(b"Size").ok().and_then(|o| o.as_i64().ok()).unwrap_or(0);
-    let first_new = u32::try_from(trailer_size.max(i64::from(doc.max_id) + 1)).map_err(|_| Rejection::Corrupt)?;
+    // PDF readers cap object numbers at 8,388,607 (ISO 32000-1 annex C).
+    let first_new = u32::try_from(trailer_size.max(i64::from(doc.max_id) + 1))
+        .ok()
+        .filter(|n| *n < 8_388_600)
+        .ok_or(Rejection::Corrupt)?;
     let value_id: ObjectId = (first_new, 0);
     let widget_id: ObjectId = (first_new + 1, 0);
     let appearance_id: ObjectId = (first_new + 2, 0);
@@ -77,7 +81,13 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     // The form lists the field; /SigFlags 3 = SignaturesExist | AppendOnly.
     let mut catalog_copy = catalog.clone();
     let mut catalog_changed = false;
+    let header_signed = contains(original, b"/ByteRange");
     let sig_flags = |form: &mut Dictionary| {
+        // /NeedAppearances makes viewers redraw every field, and they draw signature fields
+        // blank: the stamp would vanish. Dropped only where no signature covers the form.
+        if !header_signed && form.has(b"NeedAppearances") {
+            form.remove(b"NeedAppearances");
+        }
         let old = form.get(b"SigFlags").ok().and_then(|o| o.as_i64().ok()).unwrap_or(0);
         form.set("SigFlags", Object::Integer(old | 3));
     };
@@ -123,7 +133,6 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     }
 
     // Version: header digits when no signature covers them, else the catalog's /Version.
-    let header_signed = contains(original, b"/ByteRange");
     let header_version = loaded.header_version.unwrap_or((1, 0));
     let effective = header_version.max(parse::catalog_version(doc, catalog).unwrap_or((1, 0)));
     let rewrite_header = effective < MIN_VERSION && !header_signed && loaded.header_version.is_some();
@@ -157,7 +166,7 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
 
     for (id, object) in &changed {
         offsets.push((*id, out.len() - base));
-        let _ = write!(out, "{} {} obj\n", id.0, id.1);
+        let _ = writeln!(out, "{} {} obj", id.0, id.1);
         write_object(&mut out, object).map_err(|_| Rejection::Corrupt)?;
         out.extend_from_slice(b"\nendobj\n");
     }
@@ -286,7 +295,7 @@ fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], traile
     offsets.sort_by_key(|(id, _)| id.0);
     out.extend_from_slice(b"xref\n");
     for run in runs(offsets) {
-        let _ = write!(out, "{} {}\n", run[0].0.0, run.len());
+        let _ = writeln!(out, "{} {}", run[0].0.0, run.len());
         for ((_, generation), offset) in run {
             if *offset > 9_999_999_999 {
                 return Err(Rejection::TooLarge);
@@ -325,7 +334,7 @@ fn write_xref_stream(
     dict.set("W", Object::Array(vec![Object::Integer(1), Object::Integer(4), Object::Integer(2)]));
     dict.set("Index", Object::Array(index));
     dict.set("Length", Object::Integer(data.len() as i64));
-    let _ = write!(out, "{} 0 obj\n", stream_id.0);
+    let _ = writeln!(out, "{} 0 obj", stream_id.0);
     write_object(out, &Object::Dictionary(dict)).map_err(|_| Rejection::Corrupt)?;
     out.extend_from_slice(b"\nstream\n");
     out.extend_from_slice(&data);

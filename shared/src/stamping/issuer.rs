@@ -19,6 +19,9 @@ pub const CERT_FILE_ENV: &str = "EMETERAI_ISSUER_CERT_FILE";
 pub const DATA_DIR_ENV: &str = "EMETERAI_DATA_DIR";
 pub const ISSUER_DIR_ENV: &str = "EMETERAI_ISSUER_DIR";
 
+/// The signature space in the PDF is fixed (4096 bytes); the certificate travels inside it.
+pub const MAX_CERTIFICATE_BYTES: usize = 3000;
+
 const KEY_FILE_NAME: &str = "issuer-key.pem";
 const CERT_FILE_NAME: &str = "issuer-cert.pem";
 
@@ -30,6 +33,8 @@ pub enum IssuerError {
     BadKey,
     #[error("the issuer certificate is not an X.509 certificate in PEM")]
     BadCertificate,
+    #[error("the issuer certificate is larger than {MAX_CERTIFICATE_BYTES} bytes and would not fit the signature space")]
+    CertificateTooLarge,
     #[error("the issuer certificate does not belong to the issuer key")]
     KeyCertificateMismatch,
     #[error("set both {KEY_FILE_ENV} and {CERT_FILE_ENV}, or neither")]
@@ -152,6 +157,9 @@ impl Issuer {
     }
 
     fn from_parts(key: SigningKey, certificate: Vec<u8>) -> Result<Issuer, IssuerError> {
+        if certificate.len() > MAX_CERTIFICATE_BYTES {
+            return Err(IssuerError::CertificateTooLarge);
+        }
         let facts = CertificateFacts::read(&certificate).ok_or(IssuerError::BadCertificate)?;
         let own_point = key.verifying_key().to_sec1_bytes();
         if facts.public_key_point != &own_point[..] {

@@ -117,6 +117,16 @@ pub fn reason_for(serial: &str) -> String {
 
 /// The serial in an e-Meterai `/Reason` (`[SERIAL] e-Meterai...`), if it is one.
 pub fn serial_in_reason(reason: &[u8]) -> Option<String> {
+    // Text strings may be UTF-16BE with a byte order mark.
+    let decoded;
+    let reason = match reason.strip_prefix(&[0xFE, 0xFF]) {
+        Some(utf16) => {
+            let units: Vec<u16> = utf16.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]])).collect();
+            decoded = String::from_utf16_lossy(&units).into_bytes();
+            decoded.as_slice()
+        }
+        None => reason,
+    };
     let rest = reason.strip_prefix(b"[")?;
     let serial = rest.get(..SERIAL_LEN)?;
     let after = rest.get(SERIAL_LEN..)?;
@@ -215,32 +225,81 @@ pub fn check(pdf: &[u8], placement: &Placement) -> Result<(), Rejection> {
 
 /// Stamps `pdf`. Deterministic: the same document, request and issuer give the same bytes.
 pub fn stamp(pdf: &[u8], req: &StampRequest<'_>, issuer: &Issuer) -> Result<Stamped, Rejection> {
-    let (mut prepared, page) = prepare(pdf, req)?;
-    let signed = {
+    prepare_stamp(pdf, req)?.sign(issuer)
+}
+
+/// A document that passed every check, laid out with room for the signature: what is left
+/// is signing. Lets a caller spend the issuer (or quota) only on documents that will stamp.
+pub struct PreparedStamp {
+    prepared: incremental::Prepared,
+    page: u32,
+    serial: String,
+    signed_at: DateTime<Utc>,
+}
+
+/// Every check of [`stamp`] and the whole layout, without signing.
+pub fn prepare_stamp(pdf: &[u8], req: &StampRequest<'_>) -> Result<PreparedStamp, Rejection> {
+    let (prepared, page) = prepare(pdf, req)?;
+    Ok(PreparedStamp { prepared, page, serial: req.serial.as_str().to_owned(), signed_at: req.signed_at })
+}
+
+impl PreparedStamp {
+    /// The 1-based page that will carry the stamp.
+    pub fn page(&self) -> u32 {
+        self.page
+    }
+
+    pub fn sign(mut self, issuer: &Issuer) -> Result<Stamped, Rejection> {
+        use sha2::Digest as _;
+        let prepared = &mut self.prepared;
         let bytes = &prepared.bytes;
         let before = bytes.get(..prepared.contents_start).ok_or(Rejection::Corrupt)?;
         let after = bytes.get(prepared.contents_end..).ok_or(Rejection::Corrupt)?;
-        cms::sha256(&[before, after])
-    };
-    let signature = cms::sign_detached(issuer, &signed, &req.signed_at);
-    if !incremental::fill_signature(&mut prepared, &signature) {
-        return Err(Rejection::TooLarge);
+        // One pass over the large head serves both digests: the signed range (head + tail)
+        // and the whole output (head + signature + tail).
+        let mut head = sha2::Sha256::new();
+        head.update(before);
+        let mut signed_range = head.clone();
+        signed_range.update(after);
+        let signed: [u8; 32] = signed_range.finalize().into();
+        let signature = cms::sign_detached(issuer, &signed, &self.signed_at);
+        if !incremental::fill_signature(prepared, &signature) {
+            return Err(Rejection::TooLarge);
+        }
+        let contents = prepared.bytes.get(prepared.contents_start..).ok_or(Rejection::Corrupt)?;
+        head.update(contents);
+        let sha256: [u8; 32] = head.finalize().into();
+        // Read our own output back the way a reader does: a damaged original can make readers
+        // swallow the appended objects (e.g. a stream without a usable end), and such a stamp
+        // must never be handed out.
+        let byte_range = [0, prepared.contents_start, prepared.contents_end, prepared.bytes.len() - prepared.contents_end];
+        if !verify::finds_own_signature(&prepared.bytes, &self.serial, byte_range) {
+            return Err(Rejection::Corrupt);
+        }
+        Ok(Stamped { pdf: self.prepared.bytes, sha256, page: self.page })
     }
-    let sha256 = cms::sha256(&[&prepared.bytes]);
-    Ok(Stamped { pdf: prepared.bytes, sha256, page })
 }
 
-/// The default placement on `page` (1-based, `None` for the last page): the stamp's
-/// bottom-right corner 15 mm from the bottom-right corner of the page as displayed. A document
-/// that cannot be read, or has no such page, gets the top-left corner, so that [`stamp`]
-/// reports the real rejection.
+/// The default placement on `page` (1-based, `None` for the last page): the bottom-right
+/// corner of the page as displayed, 15 mm from both edges; if a signature already sits there,
+/// the first free of bottom-left, top-right and top-left. A document that cannot be read, or
+/// has no such page, gets the top-left corner, so that [`stamp`] reports the real rejection.
 pub fn default_placement(pdf: &[u8], page: Option<u32>) -> Result<Placement, crate::domain::placement::InvalidPlacement> {
     let position = load_checked(pdf).ok().and_then(|loaded| {
         let index = match page {
             None => loaded.pages.len().checked_sub(1)?,
             Some(n) => usize::try_from(n).ok()?.checked_sub(1)?,
         };
-        loaded.pages.get(index).map(placement::default_position_mm)
+        let info = loaded.pages.get(index)?;
+        let (right, bottom) = placement::default_position_mm(info);
+        let margin = placement::DEFAULT_MARGIN_MM.min(right).min(bottom);
+        let candidates = [(right, bottom), (margin, bottom), (right, margin), (margin, margin)];
+        let free = candidates.iter().copied().find(|&(x, y)| {
+            let Ok(candidate) = Placement::parse(page, x, y) else { return false };
+            let rect = placement::user_rect(info, &candidate);
+            !loaded.signature_widgets.iter().any(|w| w.page == Some(info.id) && w.rect.intersection(&rect).is_some())
+        });
+        Some(free.unwrap_or((right, bottom)))
     });
     let (x, y) = position.unwrap_or((0.0, 0.0));
     Placement::parse(page, x, y)
@@ -248,3 +307,26 @@ pub fn default_placement(pdf: &[u8], page: Option<u32>) -> Result<Placement, cra
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reason_tests {
+    use super::*;
+
+    #[test]
+    fn recognises_e_meterai_reasons_only() {
+        assert_eq!(serial_in_reason(reason_for("0123456789ABCDEFGHIJKL").as_bytes()), Some("0123456789ABCDEFGHIJKL".to_owned()));
+        let utf16: Vec<u8> = [0xFE, 0xFF].into_iter().chain("[0123456789ABCDEFGHIJKL] e-Meterai".encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        assert!(serial_in_reason(&utf16).is_some());
+        assert_eq!(serial_in_reason(b"[0123456789ABCDEFGHIJKL] approval"), None);
+        assert_eq!(serial_in_reason(b"[0123456789abcdefghijkl] e-Meterai"), None);
+        assert_eq!(serial_in_reason(b"[012] e-Meterai"), None);
+        assert_eq!(serial_in_reason(b""), None);
+    }
+
+    #[test]
+    fn every_rejection_has_its_api_code() {
+        let codes: Vec<&str> = Rejection::ALL.iter().map(Rejection::code).collect();
+        assert_eq!(codes, ["not_pdf", "corrupt", "encrypted", "too_large", "not_a4", "page_out_of_range", "placement_out_of_bounds", "placement_overlaps_signature", "already_stamped", "certified_no_changes"]);
+        assert!(Rejection::ALL.iter().all(|r| !r.message().is_empty()));
+    }
+}

@@ -9,7 +9,10 @@ use lopdf::{Dictionary, Document, Object, ObjectId};
 use super::Rejection;
 
 /// Largest size any single stream may decompress to while loading (object and xref streams).
-const MAX_DECOMPRESSED_STREAM: usize = 4 * 1024 * 1024;
+const MAX_DECOMPRESSED_STREAM: usize = 2 * 1024 * 1024;
+/// Most object streams we let the loader inflate: with the per-stream cap this bounds the
+/// memory a file can make the loader spend, whatever it inflates to.
+const MAX_OBJECT_STREAMS: usize = 64;
 /// Deepest page tree / field tree / parent chain we follow.
 const MAX_TREE_DEPTH: usize = 64;
 /// Most pages we accept in one document.
@@ -59,7 +62,7 @@ pub struct PageInfo {
 impl PageInfo {
     /// Width and height in points of the page as displayed.
     pub fn displayed_size(&self) -> (f64, f64) {
-        if self.rotate % 180 == 0 {
+        if self.rotate.is_multiple_of(180) {
             (self.visible.width(), self.visible.height())
         } else {
             (self.visible.height(), self.visible.width())
@@ -128,18 +131,24 @@ pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
 /// rewritten whole when `allow_rewrite` and no signature would be broken by that, else corrupt.
 pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
     let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
+    if memchr::memmem::find_iter(pdf, b"/ObjStm").nth(MAX_OBJECT_STREAMS).is_some() {
+        return Err(Rejection::Corrupt);
+    }
     let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
-    let looks_encrypted = contains(pdf, b"/Encrypt");
     let doc = match Document::load_mem_with_options(pdf, options) {
         Ok(doc) => doc,
-        Err(_) if looks_encrypted => return Err(Rejection::Encrypted),
+        Err(_) if contains(pdf, b"/Encrypt") => return Err(Rejection::Encrypted),
         Err(_) => return Err(Rejection::Corrupt),
     };
     if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() || doc.is_encrypted() {
         return Err(Rejection::Encrypted);
     }
     let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
-        if !allow_rewrite || contains(pdf, b"/ByteRange") {
+        // Rewrite only what standard readers still repair: a classic trailer and a startxref
+        // are there, just with a wrong offset. Truncated files and broken xref streams stay
+        // corrupt, and signed files are never rewritten (that would break their signatures).
+        let repairable = contains(pdf, b"trailer") && contains(pdf, b"startxref");
+        if !allow_rewrite || !repairable || contains(pdf, b"/ByteRange") {
             return Err(Rejection::Corrupt);
         }
         let mut doc = doc;
@@ -173,11 +182,11 @@ pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(haystack, needle)
 }
 
 /// The value of the last `startxref`, checked to point at a cross-reference table or stream

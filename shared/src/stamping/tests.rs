@@ -180,6 +180,13 @@ fn default_placement_is_bottom_right_inside_the_page() {
     let placement = default_placement(&a4_pdf(1), None).expect("valid");
     assert!((placement.x_mm() - (210.0 - 32.0 - 15.0)).abs() < 0.1);
     assert!((placement.y_mm() - (297.0 - 32.0 - 15.0)).abs() < 0.1);
+    // With a signature in the bottom-right corner, the default moves to a free corner.
+    let issuer = issuer();
+    let stamped = stamp_with(&a4_pdf(1), &place(None, placement.x_mm(), placement.y_mm()), &issuer).expect("stamps");
+    let approval = replace_bytes(&stamped.pdf, b"] e-Meterai 10000", b"] approval 000000");
+    let moved = default_placement(&approval, None).expect("valid");
+    assert!(moved.x_mm() < 20.0, "moved to the left: {moved:?}");
+    assert_eq!(check(&approval, &moved), Ok(()));
     let fallback = default_placement(b"not a pdf", Some(3)).expect("valid");
     assert_eq!((fallback.page(), fallback.x_mm(), fallback.y_mm()), (Some(3), 0.0, 0.0));
 }
@@ -196,4 +203,66 @@ fn hostile_documents_are_rejected_not_panicking() {
         let pdf = a4_pdf(1);
         let _ = check(&pdf[..cut.min(pdf.len())], &place(None, 0.0, 0.0));
     }
+}
+
+/// A PDF whose only object stream inflates to `inflated` bytes of zeros.
+fn object_stream_bomb(inflated: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![b' '; 1 << 20];
+    for _ in 0..inflated / zeros.len() {
+        encoder.write_all(&zeros).expect("in memory");
+    }
+    let compressed = encoder.finish().expect("in memory");
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let objstm_at = out.len();
+    out.extend_from_slice(format!("1 0 obj\n<</Type/ObjStm/N 1/First 4/Filter/FlateDecode/Length {}>>\nstream\n", compressed.len()).as_bytes());
+    out.extend_from_slice(&compressed);
+    out.extend_from_slice(b"\nendstream\nendobj\n");
+    let xref_at = out.len();
+    let mut xref = Vec::new();
+    for (kind, field2, field3) in [(0u8, 0u32, 65535u16), (1, objstm_at as u32, 0), (2, 1, 0)] {
+        xref.push(kind);
+        xref.extend_from_slice(&field2.to_be_bytes());
+        xref.extend_from_slice(&field3.to_be_bytes());
+    }
+    out.extend_from_slice(format!("3 0 obj\n<</Type/XRef/Size 4/W[1 4 2]/Index[0 3]/Root 2 0 R/Length {}>>\nstream\n", xref.len()).as_bytes());
+    out.extend_from_slice(&xref);
+    out.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{xref_at}\n%%EOF\n").as_bytes());
+    out
+}
+
+#[test]
+fn compression_bombs_are_refused_without_inflating() {
+    // 256 MiB of spaces compress to a few hundred KB; the loader stops at its per-stream cap.
+    let bomb = object_stream_bomb(256 << 20);
+    assert!(bomb.len() <= MAX_PDF_BYTES, "bomb fits the size limit: {}", bomb.len());
+    let started = std::time::Instant::now();
+    assert_eq!(check(&bomb, &place(None, 0.0, 0.0)), Err(Rejection::Corrupt));
+    assert!(verify(&bomb, None).is_err());
+    let _ = started; // no timing assertion: a hang would show as a stuck test
+}
+
+#[test]
+fn truncations_of_a_stamped_document_never_panic() {
+    let issuer = issuer();
+    let stamped = stamp_with(&a4_pdf(1), &place(None, 10.0, 10.0), &issuer).expect("stamps").pdf;
+    for cut in (0..stamped.len()).step_by(97) {
+        let head = &stamped[..cut];
+        let _ = check(head, &place(None, 100.0, 100.0));
+        let _ = verify(head, None);
+    }
+}
+
+#[test]
+fn signed_documents_keep_their_header_and_get_a_catalog_version() {
+    // Any /ByteRange means a signature covers the header: the version goes in the catalog.
+    let pdf = pdf_with(1, "/Note(/ByteRange)", 0);
+    let stamped = stamp_with(&pdf, &place(None, 10.0, 10.0), &issuer()).expect("stamps");
+    assert!(stamped.pdf.starts_with(b"%PDF-1.4"));
+    assert_eq!(&stamped.pdf[..pdf.len()], &pdf[..], "every original byte kept");
+    let doc = lopdf::Document::load_mem(&stamped.pdf).expect("reloads");
+    let root = doc.trailer.get(b"Root").and_then(lopdf::Object::as_reference).expect("root");
+    let catalog = doc.get_dictionary(root).expect("catalog");
+    assert_eq!(parse::catalog_version(&doc, catalog), Some((1, 7)));
 }

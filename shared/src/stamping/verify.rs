@@ -51,6 +51,20 @@ pub fn verify(pdf: &[u8], issuer_certs: Option<&[Vec<u8>]>) -> Result<Vec<FoundS
     Ok(found)
 }
 
+/// Whether a reader of `pdf` finds the signature we just wrote: our serial, our `/ByteRange`.
+/// Structural only; the digest and signature were computed by us a moment ago.
+pub(crate) fn finds_own_signature(pdf: &[u8], serial: &str, byte_range: [usize; 4]) -> bool {
+    let Ok(loaded) = parse::load(pdf, false) else { return false };
+    loaded.signatures.iter().any(|value| {
+        let range_matches = value.byte_range.as_deref().is_some_and(|r| {
+            r.len() == 4 && r.iter().zip(byte_range).all(|(got, want)| usize::try_from(*got).ok() == Some(want))
+        });
+        range_matches
+            && value.contents.as_ref().is_some_and(|c| !c.is_empty())
+            && value.reason.as_deref().and_then(serial_in_reason).as_deref() == Some(serial)
+    })
+}
+
 fn check_value(pdf: &[u8], value: &SignatureValue) -> (bool, bool, Option<Vec<u8>>) {
     let (Some(range), Some(contents)) = (value.byte_range.as_deref(), value.contents.as_deref()) else {
         return (false, false, None);
