@@ -97,6 +97,8 @@ export EMETERAI_PORT="$gateway_port"
     for name in AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION; do
         printf '%s=%s\n' "$name" "${!name}"
     done
+    # Local data of the functions themselves (the issuer key the stamp function generates once).
+    printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
 
 lambda_port="${EMETERAI_LAMBDA_PORT:-$(free_port)}"
