@@ -73,12 +73,12 @@ gateway_bin="$target_dir/debug/emeterai-local"
 [[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
 
 dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(free_port)}"
-step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in .local/data/dynamodb)"
+step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in $data/dynamodb)"
 start_dynamodb "$state" "$dynamodb_port" "$data/dynamodb"
 
 s3_port="${EMETERAI_S3_PORT:-$(free_port)}"
 notification_token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in .local/data/s3)"
+step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in $data/s3)"
 start_seaweedfs "$state" "$s3_port" "$data/s3" \
     "http://127.0.0.1:$gateway_port/dev/s3-notifications" "$notification_token"
 
