@@ -189,3 +189,18 @@ TOML
     wait_until 60 "$(cat "$state/seaweedfs.pid")" "$state/seaweedfs.log" "SeaweedFS" \
         http_answers "http://127.0.0.1:$s3_port/"
 }
+
+# children_of PID: prints the PIDs whose parent is PID (read from /proc, so no procps needed).
+children_of() {
+    local parent="$1" stat line rest fields
+    for stat in /proc/[0-9]*/stat; do
+        read -r line <"$stat" 2>/dev/null || continue
+        # Field 2 (the command) is in parentheses and may hold spaces; the parent PID follows it.
+        rest="${line##*) }"
+        read -r -a fields <<<"$rest"
+        if [[ "${fields[1]:-}" == "$parent" ]]; then
+            stat="${stat#/proc/}"
+            printf '%s\n' "${stat%/stat}"
+        fi
+    done
+}

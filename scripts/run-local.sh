@@ -42,17 +42,27 @@ mkdir -p "$state" "$data"
 # Everything started below is stopped by PID on exit, newest first.
 stop_all() {
     local status=$?
-    trap - EXIT INT TERM
+    trap - EXIT
+    # Stopping must finish even if the terminal's reader is gone (a closed pipe) or Ctrl-C repeats.
+    trap '' INT TERM PIPE
+    set +e
     echo >&2
     step "stopping"
     stop_pidfile "$state/gateway.pid"
     if [[ -f "$state/lambda.pid" ]]; then
-        # cargo lambda watch runs each function as its child: stop the whole group it leads.
-        local lambda_pid
+        # cargo lambda watch starts each function instance as its child, in a process group of its
+        # own, and leaves them running when it stops: stop the children by their PIDs too.
+        local lambda_pid children
         lambda_pid="$(cat "$state/lambda.pid")"
-        kill -TERM -- "-$lambda_pid" 2>/dev/null || true
+        children="$(children_of "$lambda_pid")"
         stop_pidfile "$state/lambda.pid"
-        kill -KILL -- "-$lambda_pid" 2>/dev/null || true
+        for child in $children; do
+            kill -TERM "$child" 2>/dev/null
+        done
+        sleep 0.5
+        for child in $children; do
+            kill -KILL "$child" 2>/dev/null
+        done
     fi
     stop_pidfile "$state/seaweedfs.pid" &
     stop_pidfile "$state/dynamodb.pid" &
@@ -103,7 +113,7 @@ export EMETERAI_PORT="$gateway_port"
 
 lambda_port="${EMETERAI_LAMBDA_PORT:-$(free_port)}"
 step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
-# setsid: its own process group, so stopping it also stops the function processes it spawns.
+# setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
 PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
     --env-file "$state/functions.env" --concurrency "$concurrency" \
