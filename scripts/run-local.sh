@@ -74,6 +74,18 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The services keep their ports from one run to the next (URLs handed out stay valid), unless
+# the port was taken meanwhile; the first run picks free ones.
+ports_file="$data/ports"
+remembered_port() {
+    local name="$1" port=""
+    [[ -f "$ports_file" ]] && port="$(sed -n "s/^$name=\([0-9]*\)$/\1/p" "$ports_file")"
+    if [[ -z "$port" ]] || port_in_use "$port"; then
+        port="$(free_port)"
+    fi
+    printf '%s\n' "$port"
+}
+
 step "installing what is missing into .local/"
 scripts/install.sh --all
 
@@ -82,11 +94,17 @@ cargo build --workspace --bins
 gateway_bin="$target_dir/debug/emeterai-local"
 [[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
 
-dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(free_port)}"
+dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(remembered_port dynamodb)}"
+s3_port="${EMETERAI_S3_PORT:-$(remembered_port s3)}"
+lambda_port="${EMETERAI_LAMBDA_PORT:-$(remembered_port lambda)}"
+# Free ports are chosen one at a time; the kernel could hand out the same one twice.
+while [[ "$s3_port" == "$dynamodb_port" ]]; do s3_port="$(free_port)"; done
+while [[ "$lambda_port" == "$dynamodb_port" || "$lambda_port" == "$s3_port" ]]; do lambda_port="$(free_port)"; done
+printf 'dynamodb=%s\ns3=%s\nlambda=%s\n' "$dynamodb_port" "$s3_port" "$lambda_port" >"$ports_file"
+
 step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in $data/dynamodb)"
 start_dynamodb "$state" "$dynamodb_port" "$data/dynamodb"
 
-s3_port="${EMETERAI_S3_PORT:-$(free_port)}"
 notification_token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in $data/s3)"
 start_seaweedfs "$state" "$s3_port" "$data/s3" \
@@ -111,7 +129,6 @@ export EMETERAI_PORT="$gateway_port"
     printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
 
-lambda_port="${EMETERAI_LAMBDA_PORT:-$(free_port)}"
 step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
 # setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
 PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch \
