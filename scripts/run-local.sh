@@ -26,7 +26,8 @@ data="${EMETERAI_DATA_DIR:-$EMETERAI_LOCAL/data}"
 target_dir="${CARGO_TARGET_DIR:-$EMETERAI_ROOT/target}"
 started_at=$SECONDS
 
-step() { printf '\033[1m[%3ss] %s\033[0m\n' "$((SECONDS - started_at))" "$*" >&2; }
+if [[ -t 2 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '%s[%3ss] %s%s\n' "$bold" "$((SECONDS - started_at))" "$*" "$plain" >&2; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -123,6 +123,9 @@ impl Gateway {
             .route("/dev/routes", get(dev_routes))
             .route("/dev/s3-notifications", post(s3_notification))
             .fallback(api)
+            .method_not_allowed_fallback(|| async {
+                problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            })
             .with_state(self.state.clone())
     }
 

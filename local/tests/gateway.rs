@@ -263,6 +263,8 @@ async fn dev_pay_delivers_signed_notifications_through_the_webhook_route() {
     );
     assert!(hooks[0]["requestContext"].get("authorizer").is_none(), "the webhook route has no authorizer");
 
+    let (status, ct, _) = body_json(g.http.get(format!("{}/dev/pay/EMT-1", g.url)).send().await.expect("get")).await;
+    assert_eq!((status, ct.as_str()), (405, "application/problem+json"));
     let r = g.http.post(format!("{}/dev/pay/EMT-404", g.url)).send().await.expect("unknown");
     assert_eq!(r.status(), 404);
     let r = g.http.post(format!("{}/dev/pay/EMT-1", g.url)).body("{nope").send().await.expect("bad json");
