@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all test run clean-local-data
+.PHONY: install install-all test run stop clean-local-data
 
 install:
 	scripts/install.sh
@@ -21,6 +21,10 @@ test: install-all
 
 run: install-all
 	scripts/run-local.sh
+
+# Stops a `make run` whose terminal is gone (Ctrl-C does the same where it runs).
+stop:
+	scripts/stop-local.sh
 
 # Forgets the local stack's tables and objects (keeps the installed components).
 clean-local-data:

@@ -204,3 +204,26 @@ children_of() {
         fi
     done
 }
+
+# stop_stack STATE_DIR: stops every part of a local stack by the PIDs in STATE_DIR, newest first.
+stop_stack() {
+    local state="$1" lambda_pid children child
+    stop_pidfile "$state/gateway.pid"
+    if [[ -f "$state/lambda.pid" ]]; then
+        # cargo lambda watch starts each function instance as its child, in a process group of its
+        # own, and leaves them running when it stops: stop the children by their PIDs too.
+        lambda_pid="$(cat "$state/lambda.pid")"
+        children="$(children_of "$lambda_pid")"
+        stop_pidfile "$state/lambda.pid"
+        for child in $children; do
+            kill -TERM "$child" 2>/dev/null || true
+        done
+        sleep 0.5
+        for child in $children; do
+            kill -KILL "$child" 2>/dev/null || true
+        done
+    fi
+    stop_pidfile "$state/seaweedfs.pid" &
+    stop_pidfile "$state/dynamodb.pid" &
+    wait
+}

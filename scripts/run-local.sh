@@ -32,7 +32,7 @@ step() { printf '%s[%3ss] %s%s\n' "$bold" "$((SECONDS - started_at))" "$*" "$pla
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [[ -f "$state/gateway.pid" ]] && kill -0 "$(cat "$state/gateway.pid")" 2>/dev/null; then
-    die "a local stack of this checkout is already running (gateway pid $(cat "$state/gateway.pid")); stop it with Ctrl-C where it runs"
+    die "a local stack of this checkout is already running (gateway pid $(cat "$state/gateway.pid")); stop it with Ctrl-C where it runs, or make stop"
 fi
 for port in "$gateway_port" "$sim_port"; do
     port_in_use "$port" && die "port $port is in use (set EMETERAI_PORT / EMETERAI_MIDTRANS_SIM_PORT to choose others)"
@@ -45,35 +45,18 @@ stop_all() {
     local status=$?
     trap - EXIT
     # Stopping must finish even if the terminal's reader is gone (a closed pipe) or Ctrl-C repeats.
-    trap '' INT TERM PIPE
+    trap '' INT TERM HUP PIPE
     set +e
     echo >&2
     step "stopping"
-    stop_pidfile "$state/gateway.pid"
-    if [[ -f "$state/lambda.pid" ]]; then
-        # cargo lambda watch starts each function instance as its child, in a process group of its
-        # own, and leaves them running when it stops: stop the children by their PIDs too.
-        local lambda_pid children
-        lambda_pid="$(cat "$state/lambda.pid")"
-        children="$(children_of "$lambda_pid")"
-        stop_pidfile "$state/lambda.pid"
-        for child in $children; do
-            kill -TERM "$child" 2>/dev/null
-        done
-        sleep 0.5
-        for child in $children; do
-            kill -KILL "$child" 2>/dev/null
-        done
-    fi
-    stop_pidfile "$state/seaweedfs.pid" &
-    stop_pidfile "$state/dynamodb.pid" &
-    wait
+    stop_stack "$state"
     step "stopped (data kept in $data)"
     exit "$status"
 }
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # The services keep their ports from one run to the next (URLs handed out stay valid), unless
 # the port was taken meanwhile; the first run picks free ones.
