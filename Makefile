@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all test run stop clean-local-data
+.PHONY: install install-all test run bench-handlers clean-local-data
 
 install:
 	scripts/install.sh
@@ -19,10 +19,15 @@ test: install-all
 	scripts/with-test-services.sh $(CARGO) test --workspace
 	scripts/with-local-stack.sh $(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored
 
+# Handler cost per request against DynamoDB Local and SeaweedFS (numbers in BENCHMARKS.md).
+bench-handlers: install
+	scripts/with-test-services.sh $(CARGO) bench -p emeterai-tests --bench handlers
+
 run: install-all
 	scripts/run-local.sh
 
 # Stops a `make run` whose terminal is gone (Ctrl-C does the same where it runs).
+.PHONY: stop
 stop:
 	scripts/stop-local.sh
 
