@@ -16,6 +16,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$EMETERAI_ROOT"
 
+command_mode=false
+[[ $# -gt 0 ]] && command_mode=true
 gateway_port="${EMETERAI_PORT:-3000}"
 sim_port="${EMETERAI_MIDTRANS_SIM_PORT:-3001}"
 [[ "$gateway_port" == 0 ]] && gateway_port="$(free_port)"
@@ -50,7 +52,7 @@ stop_all() {
     echo >&2
     step "stopping"
     stop_stack "$state"
-    step "stopped (data kept in $data)"
+    if $command_mode; then step "stopped"; else step "stopped (data kept in $data)"; fi
     exit "$status"
 }
 trap stop_all EXIT
