@@ -135,7 +135,8 @@ async fn checkout_pay_and_duplicate_notifications_credit_once() {
     let (status, _, replayed) = json_of(replay).await;
     assert_eq!((status, &replayed), (201, &invoice));
 
-    assert_eq!(quota(&client, &token).await, json!({"available": 0, "pending": 3}));
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(0), Some(3)), "{q}");
 
     // Midtrans delivers the settlement three times; the quota is credited once.
     let (status, _, paid) = json_of(
@@ -158,17 +159,20 @@ async fn checkout_pay_and_duplicate_notifications_credit_once() {
         signature_key(&order_id, "200", "30000.00", "SB-Mid-server-LOCAL"),
         "the simulator signs with the local server key"
     );
-    assert_eq!(quota(&client, &token).await, json!({"available": 3, "pending": 0}));
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(3), Some(0)), "{q}");
 
-    // Late duplicates change nothing.
-    let again = client
-        .post(format!("{}/dev/pay/{order_id}", api()))
-        .json(&json!({"deliveries": 2}))
-        .send()
-        .await
-        .expect("pay again");
-    assert_eq!(again.status(), 200);
-    assert_eq!(quota(&client, &token).await, json!({"available": 3, "pending": 0}));
+    // Late duplicates, four senders at once, change nothing.
+    let late = (0..4).map(|_| {
+        client.post(format!("{}/dev/pay/{order_id}", api())).json(&json!({"deliveries": 2})).send()
+    });
+    for answer in futures::future::join_all(late).await {
+        let (status, _, outcome) = json_of(answer.expect("pay again")).await;
+        assert_eq!(status, 200, "{outcome}");
+        assert!(outcome["deliveries"].as_array().expect("deliveries").iter().all(|d| d["status"] == 200), "{outcome}");
+    }
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(3), Some(0)), "{q}");
 
     let (status, _, fetched) = json_of(
         client.get(format!("{}/v1/invoices/{invoice_id}", api())).bearer_auth(&token).send().await.expect("get"),
