@@ -26,6 +26,11 @@ bench-handlers: install
 run: install-all
 	scripts/run-local.sh
 
+# Stops a `make run` whose terminal is gone (Ctrl-C does the same where it runs).
+.PHONY: stop
+stop:
+	scripts/stop-local.sh
+
 # Forgets the local stack's tables and objects (keeps the installed components).
 clean-local-data:
 	rm -rf .local/data

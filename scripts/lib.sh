@@ -189,3 +189,41 @@ TOML
     wait_until 60 "$(cat "$state/seaweedfs.pid")" "$state/seaweedfs.log" "SeaweedFS" \
         http_answers "http://127.0.0.1:$s3_port/"
 }
+
+# children_of PID: prints the PIDs whose parent is PID (read from /proc, so no procps needed).
+children_of() {
+    local parent="$1" stat line rest fields
+    for stat in /proc/[0-9]*/stat; do
+        read -r line <"$stat" 2>/dev/null || continue
+        # Field 2 (the command) is in parentheses and may hold spaces; the parent PID follows it.
+        rest="${line##*) }"
+        read -r -a fields <<<"$rest"
+        if [[ "${fields[1]:-}" == "$parent" ]]; then
+            stat="${stat#/proc/}"
+            printf '%s\n' "${stat%/stat}"
+        fi
+    done
+}
+
+# stop_stack STATE_DIR: stops every part of a local stack by the PIDs in STATE_DIR, newest first.
+stop_stack() {
+    local state="$1" lambda_pid children child
+    stop_pidfile "$state/gateway.pid"
+    if [[ -f "$state/lambda.pid" ]]; then
+        # cargo lambda watch starts each function instance as its child, in a process group of its
+        # own, and leaves them running when it stops: stop the children by their PIDs too.
+        lambda_pid="$(cat "$state/lambda.pid")"
+        children="$(children_of "$lambda_pid")"
+        stop_pidfile "$state/lambda.pid"
+        for child in $children; do
+            kill -TERM "$child" 2>/dev/null || true
+        done
+        sleep 0.5
+        for child in $children; do
+            kill -KILL "$child" 2>/dev/null || true
+        done
+    fi
+    stop_pidfile "$state/seaweedfs.pid" &
+    stop_pidfile "$state/dynamodb.pid" &
+    wait
+}

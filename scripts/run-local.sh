@@ -16,6 +16,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$EMETERAI_ROOT"
 
+command_mode=false
+[[ $# -gt 0 ]] && command_mode=true
 gateway_port="${EMETERAI_PORT:-3000}"
 sim_port="${EMETERAI_MIDTRANS_SIM_PORT:-3001}"
 [[ "$gateway_port" == 0 ]] && gateway_port="$(free_port)"
@@ -26,12 +28,13 @@ data="${EMETERAI_DATA_DIR:-$EMETERAI_LOCAL/data}"
 target_dir="${CARGO_TARGET_DIR:-$EMETERAI_ROOT/target}"
 started_at=$SECONDS
 
-step() { printf '\033[1m[%3ss] %s\033[0m\n' "$((SECONDS - started_at))" "$*" >&2; }
+if [[ -t 2 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '%s[%3ss] %s%s\n' "$bold" "$((SECONDS - started_at))" "$*" "$plain" >&2; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [[ -f "$state/gateway.pid" ]] && kill -0 "$(cat "$state/gateway.pid")" 2>/dev/null; then
-    die "a local stack of this checkout is already running (gateway pid $(cat "$state/gateway.pid")); stop it with Ctrl-C where it runs"
+    die "a local stack of this checkout is already running (gateway pid $(cat "$state/gateway.pid")); stop it with Ctrl-C where it runs, or make stop"
 fi
 for port in "$gateway_port" "$sim_port"; do
     port_in_use "$port" && die "port $port is in use (set EMETERAI_PORT / EMETERAI_MIDTRANS_SIM_PORT to choose others)"
@@ -42,27 +45,32 @@ mkdir -p "$state" "$data"
 # Everything started below is stopped by PID on exit, newest first.
 stop_all() {
     local status=$?
-    trap - EXIT INT TERM
+    trap - EXIT
+    # Stopping must finish even if the terminal's reader is gone (a closed pipe) or Ctrl-C repeats.
+    trap '' INT TERM HUP PIPE
+    set +e
     echo >&2
     step "stopping"
-    stop_pidfile "$state/gateway.pid"
-    if [[ -f "$state/lambda.pid" ]]; then
-        # cargo lambda watch runs each function as its child: stop the whole group it leads.
-        local lambda_pid
-        lambda_pid="$(cat "$state/lambda.pid")"
-        kill -TERM -- "-$lambda_pid" 2>/dev/null || true
-        stop_pidfile "$state/lambda.pid"
-        kill -KILL -- "-$lambda_pid" 2>/dev/null || true
-    fi
-    stop_pidfile "$state/seaweedfs.pid" &
-    stop_pidfile "$state/dynamodb.pid" &
-    wait
-    step "stopped (data kept in $data)"
+    stop_stack "$state"
+    if $command_mode; then step "stopped"; else step "stopped (data kept in $data)"; fi
     exit "$status"
 }
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# The services keep their ports from one run to the next (URLs handed out stay valid), unless
+# the port was taken meanwhile; the first run picks free ones.
+ports_file="$data/ports"
+remembered_port() {
+    local name="$1" port=""
+    [[ -f "$ports_file" ]] && port="$(sed -n "s/^$name=\([0-9]*\)$/\1/p" "$ports_file")"
+    if [[ -z "$port" ]] || port_in_use "$port"; then
+        port="$(free_port)"
+    fi
+    printf '%s\n' "$port"
+}
 
 step "installing what is missing into .local/"
 scripts/install.sh --all
@@ -72,13 +80,19 @@ cargo build --workspace --bins
 gateway_bin="$target_dir/debug/emeterai-local"
 [[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
 
-dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(free_port)}"
-step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in .local/data/dynamodb)"
+dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(remembered_port dynamodb)}"
+s3_port="${EMETERAI_S3_PORT:-$(remembered_port s3)}"
+lambda_port="${EMETERAI_LAMBDA_PORT:-$(remembered_port lambda)}"
+# Free ports are chosen one at a time; the kernel could hand out the same one twice.
+while [[ "$s3_port" == "$dynamodb_port" ]]; do s3_port="$(free_port)"; done
+while [[ "$lambda_port" == "$dynamodb_port" || "$lambda_port" == "$s3_port" ]]; do lambda_port="$(free_port)"; done
+printf 'dynamodb=%s\ns3=%s\nlambda=%s\n' "$dynamodb_port" "$s3_port" "$lambda_port" >"$ports_file"
+
+step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in $data/dynamodb)"
 start_dynamodb "$state" "$dynamodb_port" "$data/dynamodb"
 
-s3_port="${EMETERAI_S3_PORT:-$(free_port)}"
 notification_token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in .local/data/s3)"
+step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in $data/s3)"
 start_seaweedfs "$state" "$s3_port" "$data/s3" \
     "http://127.0.0.1:$gateway_port/dev/s3-notifications" "$notification_token"
 
@@ -102,11 +116,12 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
     for name in AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION; do
         printf '%s=%s\n' "$name" "${!name}"
     done
+    # Local data of the functions themselves (the issuer key the stamp function generates once).
+    printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
 
-lambda_port="${EMETERAI_LAMBDA_PORT:-$(free_port)}"
 step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
-# setsid: its own process group, so stopping it also stops the function processes it spawns.
+# setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
 PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
     --env-file "$state/functions.env" --concurrency "$concurrency" \

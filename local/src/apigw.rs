@@ -77,7 +77,9 @@ impl RouteTable {
     /// exact method over `ANY`), as API Gateway chooses.
     pub fn find(&self, method: &str, raw_path: &str) -> Option<RouteMatch<'_>> {
         let request_segments: Vec<&str> = split_path(raw_path).collect();
-        let mut best: Option<(&CompiledRoute, BTreeMap<String, String>, (usize, bool))> = None;
+        // (route, its parameters, its rank: literal segments, exact method)
+        type Candidate<'r> = (&'r CompiledRoute, BTreeMap<String, String>, (usize, bool));
+        let mut best: Option<Candidate<'_>> = None;
         for compiled in &self.routes {
             let exact_method = compiled.route.method.eq_ignore_ascii_case(method);
             if !exact_method && compiled.route.method != "ANY" {

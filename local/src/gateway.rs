@@ -123,6 +123,9 @@ impl Gateway {
             .route("/dev/routes", get(dev_routes))
             .route("/dev/s3-notifications", post(s3_notification))
             .fallback(api)
+            .method_not_allowed_fallback(|| async {
+                problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            })
             .with_state(self.state.clone())
     }
 
@@ -179,25 +182,39 @@ fn invoke_problem(error: &InvokeError) -> Response {
     }
 }
 
-/// Reads a request body of at most `limit` bytes within the configured time.
+/// Beyond this much, an oversized body is not read to its end before answering 413.
+const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a request body of at most `max_body_bytes` within the configured time. An oversized body
+/// is still read (and dropped) up to [`MAX_DRAIN_BYTES`], so that a client which writes its whole
+/// body before reading sees the 413 rather than a broken connection.
 async fn read_body(state: &GatewayState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let limit = state.config.max_body_bytes;
     let too_large = || {
         problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", Some(format!("the body must be at most {limit} bytes")))
     };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > MAX_DRAIN_BYTES) {
         return Err(too_large());
     }
     let read = async {
         let mut stream = body.into_data_stream();
         let mut bytes = Vec::new();
+        let mut seen: u64 = 0;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| problem(StatusCode::BAD_REQUEST, "bad_request", Some(format!("could not read the body: {e}"))))?;
-            if bytes.len() + chunk.len() > limit {
+            let chunk = chunk.map_err(|e| {
+                problem(StatusCode::BAD_REQUEST, "bad_request", Some(format!("could not read the body: {e}")))
+            })?;
+            seen += chunk.len() as u64;
+            if seen > MAX_DRAIN_BYTES {
                 return Err(too_large());
             }
-            bytes.extend_from_slice(&chunk);
+            if seen <= limit as u64 {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if seen > limit as u64 {
+            return Err(too_large());
         }
         Ok(Bytes::from(bytes))
     };
@@ -287,6 +304,8 @@ async fn api(State(state): State<Arc<GatewayState>>, request: Request) -> Respon
 }
 
 /// Optional JSON body: empty means the defaults.
+// The error is the finished answer; handlers return it as is, so boxing would only add noise.
+#[allow(clippy::result_large_err)]
 fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -388,10 +407,10 @@ async fn dev_routes(State(state): State<Arc<GatewayState>>) -> Response {
 /// once (SeaweedFS retries otherwise) and invokes in the background, retrying like Lambda's
 /// asynchronous invocation does.
 async fn s3_notification(State(state): State<Arc<GatewayState>>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(expected) = &state.config.s3_notification_token {
-        if bearer_token(&headers) != Some(expected.as_str()) {
-            return problem(StatusCode::UNAUTHORIZED, "unauthorized", None);
-        }
+    if let Some(expected) = &state.config.s3_notification_token
+        && bearer_token(&headers) != Some(expected.as_str())
+    {
+        return problem(StatusCode::UNAUTHORIZED, "unauthorized", None);
     }
     let body = match read_body(&state, &headers, body).await {
         Ok(b) => b,

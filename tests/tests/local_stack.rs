@@ -135,7 +135,8 @@ async fn checkout_pay_and_duplicate_notifications_credit_once() {
     let (status, _, replayed) = json_of(replay).await;
     assert_eq!((status, &replayed), (201, &invoice));
 
-    assert_eq!(quota(&client, &token).await, json!({"available": 0, "pending": 3}));
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(0), Some(3)), "{q}");
 
     // Midtrans delivers the settlement three times; the quota is credited once.
     let (status, _, paid) = json_of(
@@ -158,17 +159,20 @@ async fn checkout_pay_and_duplicate_notifications_credit_once() {
         signature_key(&order_id, "200", "30000.00", "SB-Mid-server-LOCAL"),
         "the simulator signs with the local server key"
     );
-    assert_eq!(quota(&client, &token).await, json!({"available": 3, "pending": 0}));
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(3), Some(0)), "{q}");
 
-    // Late duplicates change nothing.
-    let again = client
-        .post(format!("{}/dev/pay/{order_id}", api()))
-        .json(&json!({"deliveries": 2}))
-        .send()
-        .await
-        .expect("pay again");
-    assert_eq!(again.status(), 200);
-    assert_eq!(quota(&client, &token).await, json!({"available": 3, "pending": 0}));
+    // Late duplicates, four senders at once, change nothing.
+    let late = (0..4).map(|_| {
+        client.post(format!("{}/dev/pay/{order_id}", api())).json(&json!({"deliveries": 2})).send()
+    });
+    for answer in futures::future::join_all(late).await {
+        let (status, _, outcome) = json_of(answer.expect("pay again")).await;
+        assert_eq!(status, 200, "{outcome}");
+        assert!(outcome["deliveries"].as_array().expect("deliveries").iter().all(|d| d["status"] == 200), "{outcome}");
+    }
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(3), Some(0)), "{q}");
 
     let (status, _, fetched) = json_of(
         client.get(format!("{}/v1/invoices/{invoice_id}", api())).bearer_auth(&token).send().await.expect("get"),
@@ -189,4 +193,145 @@ async fn checkout_pay_and_duplicate_notifications_credit_once() {
     )
     .await;
     assert_problem(status, ct.as_deref(), &body, 404, "not_found");
+}
+
+/// A one-page A4 PDF with a line on it, written out by hand (objects, xref, trailer).
+fn a4_pdf() -> Vec<u8> {
+    let content = "0.5 w 72 720 m 300 720 l S";
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595.28 841.89] /Contents 4 0 R /Resources << >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+    ];
+    // 1.7 already: the stamp rewrites lower header versions, and this test checks the original bytes stay.
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    pdf
+}
+
+async fn buy_and_pay(client: &reqwest::Client, token: &str, quantity: u32) {
+    let (status, _, invoice) = json_of(
+        client
+            .post(format!("{}/v1/checkouts", api()))
+            .bearer_auth(token)
+            .header("idempotency-key", unique_name("buy"))
+            .json(&json!({"quantity": quantity}))
+            .send()
+            .await
+            .expect("checkout"),
+    )
+    .await;
+    assert_eq!(status, 201, "{invoice}");
+    let order_id = invoice["order_id"].as_str().expect("order_id");
+    let paid = client.post(format!("{}/dev/pay/{order_id}", api())).send().await.expect("pay");
+    assert_eq!(paid.status(), 200);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (make test runs it)"]
+async fn upload_triggers_the_stamp_function_through_s3_events() {
+    let client = http();
+    let token = token(&unique_name("stamp"));
+    buy_and_pay(&client, &token, 1).await;
+    assert_eq!(quota(&client, &token).await["available"], 1);
+
+    let (status, _, document) = json_of(
+        client
+            .post(format!("{}/v1/documents", api()))
+            .bearer_auth(&token)
+            .json(&json!({"file_name": "surat pernyataan.pdf", "placement": {"page": 1, "x_mm": 120, "y_mm": 220}}))
+            .send()
+            .await
+            .expect("create document"),
+    )
+    .await;
+    assert_eq!(status, 201, "{document}");
+    assert_eq!(document["status"], "AWAITING_UPLOAD");
+    let document_id = document["document_id"].as_str().expect("document_id").to_owned();
+    let upload = &document["upload"];
+    assert_eq!(upload["method"], "PUT", "{document}");
+    let mut put = client.put(upload["url"].as_str().expect("url"));
+    for (name, value) in upload["headers"].as_object().into_iter().flatten() {
+        put = put.header(name.as_str(), value.as_str().unwrap_or_default());
+    }
+    let original = a4_pdf();
+    let uploaded = put.body(original.clone()).send().await.expect("upload");
+    assert!(uploaded.status().is_success(), "upload answered {}", uploaded.status());
+
+    // SeaweedFS notifies the gateway, which delivers the S3 event to the stamp function.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let stamped = loop {
+        let (status, _, doc) = json_of(
+            client.get(format!("{}/v1/documents/{document_id}", api())).bearer_auth(&token).send().await.expect("get"),
+        )
+        .await;
+        assert_eq!(status, 200, "{doc}");
+        if doc["status"] == "STAMPED" || doc["status"] == "REJECTED" {
+            break doc;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {} after 120 s", doc["status"]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(stamped["status"], "STAMPED", "{stamped}");
+    let serial = stamped["serial"].as_str().expect("serial").to_owned();
+    assert_eq!(serial.len(), 22);
+    let download = client.get(stamped["download_url"].as_str().expect("download_url")).send().await.expect("download");
+    assert_eq!(download.status(), 200);
+    let bytes = download.bytes().await.expect("bytes");
+    assert!(bytes.starts_with(&original), "an incremental update keeps the original bytes");
+    assert_eq!(stamped["sha256"].as_str(), Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).as_str()));
+    assert_eq!(quota(&client, &token).await["available"], 0, "one unit consumed");
+
+    let (status, _, verified) =
+        json_of(client.get(format!("{}/v1/verify/{serial}", api())).send().await.expect("verify serial")).await;
+    assert_eq!((status, verified["status"].as_str()), (200, Some("STAMPED")), "{verified}");
+    let (status, _, report) = json_of(
+        client
+            .post(format!("{}/v1/verify", api()))
+            .header("content-type", "application/pdf")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("verify file"),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["stamps"][0]["serial"], serial.as_str(), "{report}");
+    assert_eq!(report["stamps"][0]["signature_valid"], true, "{report}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (make test runs it)"]
+async fn dev_sweep_runs_the_scheduled_function_with_the_given_time() {
+    let client = http();
+    // A time long past: nothing is due, so other tests' invoices are untouched.
+    let (status, _, body) = json_of(
+        client
+            .post(format!("{}/dev/sweep", api()))
+            .json(&json!({"now": "2020-01-01T00:00:00Z"}))
+            .send()
+            .await
+            .expect("sweep"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["time"], "2020-01-01T00:00:00+00:00");
+    assert_eq!(body["runs"][0]["function"], "refund", "{body}");
+
+    let (status, ct, body) = json_of(
+        client.post(format!("{}/dev/sweep", api())).json(&json!({"now": "yesterday"})).send().await.expect("bad"),
+    )
+    .await;
+    assert_problem(status, ct.as_deref(), &body, 400, "bad_request");
 }

@@ -17,7 +17,7 @@ use emeterai_local::gateway::{Gateway, GatewayConfig};
 use emeterai_local::lambda::LambdaInvoker;
 use emeterai_local::midtrans_sim::MidtransSim;
 use emeterai_local::provision::{clients_from_env, ensure_bucket, ensure_table};
-use emeterai_local::stack::{LOCAL_MIDTRANS_SERVER_KEY, LocalNames, function_environment};
+use emeterai_local::stack::{LocalContext, LocalNames, function_environment};
 use emeterai_local::template::Template;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -35,10 +35,6 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxErro
 
 fn template_path() -> PathBuf {
     env("EMETERAI_TEMPLATE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("template.yaml"))
-}
-
-fn midtrans_url() -> Result<String, BoxError> {
-    Ok(format!("http://127.0.0.1:{}", env_number::<u16>("EMETERAI_MIDTRANS_SIM_PORT", 3001)?))
 }
 
 async fn shutdown_signal() {
@@ -64,7 +60,8 @@ async fn shutdown_signal() {
 
 async fn gateway() -> Result<(), BoxError> {
     let template = Template::load(template_path())?;
-    let names = LocalNames::new(&template, env)?;
+    let context = LocalContext::from_lookup(env);
+    let names = LocalNames::new(&template, &context, env)?;
     let port = env_number::<u16>("EMETERAI_PORT", 3000)?;
     let lambda_url = env("EMETERAI_LAMBDA_URL").ok_or("EMETERAI_LAMBDA_URL (the Lambda emulator's invoke address) is required")?;
 
@@ -82,7 +79,7 @@ async fn gateway() -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port} (EMETERAI_PORT): {e}"))?;
     let notify_path = env("EMETERAI_MIDTRANS_NOTIFY_PATH").unwrap_or_else(|| "/v1/webhooks/midtrans".to_owned());
-    let server_key = env("EMETERAI_MIDTRANS_SERVER_KEY").unwrap_or_else(|| LOCAL_MIDTRANS_SERVER_KEY.to_owned());
+    let server_key = context.midtrans_server_key.clone();
     let sim_port = env_number::<u16>("EMETERAI_MIDTRANS_SIM_PORT", 3001)?;
     let midtrans = MidtransSim::start_on(
         SocketAddr::from(([127, 0, 0, 1], sim_port)),
@@ -97,7 +94,7 @@ async fn gateway() -> Result<(), BoxError> {
     let config = GatewayConfig {
         jwt_secret: env("EMETERAI_LOCAL_JWT_SECRET").unwrap_or_else(|| emeterai::auth::local_jwt::DEFAULT_SECRET.to_owned()),
         max_body_bytes: env_number("EMETERAI_MAX_BODY_BYTES", GatewayConfig::default().max_body_bytes)?,
-        region: env("AWS_REGION").unwrap_or_else(|| GatewayConfig::default().region),
+        region: context.region.clone(),
         bucket_names: names.buckets.clone(),
         s3_notification_token: env("EMETERAI_S3_NOTIFICATION_TOKEN"),
         run_schedules: env("EMETERAI_SCHEDULES").as_deref() != Some("off"),
@@ -111,8 +108,9 @@ async fn gateway() -> Result<(), BoxError> {
 
 fn function_env() -> Result<(), BoxError> {
     let template = Template::load(template_path())?;
-    let names = LocalNames::new(&template, env)?;
-    for (name, value) in function_environment(&template, &names, &midtrans_url()?, env)? {
+    let context = LocalContext::from_lookup(env);
+    let names = LocalNames::new(&template, &context, env)?;
+    for (name, value) in function_environment(&template, &names, &context, env)? {
         if value.contains('\n') {
             return Err(format!("{name} contains a newline; the env file cannot carry it").into());
         }
