@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all test run bench-handlers clean-local-data
+.PHONY: install install-all pdf-tools test run bench-handlers clean-local-data
 
 install:
 	scripts/install.sh
@@ -13,9 +13,13 @@ install:
 install-all:
 	scripts/install.sh --all
 
+# qpdf, poppler (pdftoppm), zbar and pyHanko: the independent checkers of the stamping tests.
+pdf-tools:
+	bash scripts/install-pdf-tools.sh
+
 # Two runs: every test against fresh DynamoDB Local and SeaweedFS, then the end-to-end tests
 # through a throw-away local stack (the same one `make run` starts, on free ports).
-test: install-all
+test: install-all pdf-tools
 	scripts/with-test-services.sh $(CARGO) test --workspace
 	scripts/with-local-stack.sh $(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored
 
