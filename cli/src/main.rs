@@ -6,13 +6,15 @@
 //! when it found no e-Meterai or one that does not hold).
 
 mod stamp_cmd;
+mod token_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   emeterai stamp INPUT --output OUTPUT --serial SN [--page N] [--x-mm X --y-mm Y] [--at RFC3339] [--verify-base-url URL] [--json]
-  emeterai verify FILE [--json]";
+  emeterai verify FILE [--json]
+  emeterai token --sub ACCOUNT [--ttl SECONDS]";
 
 /// A failure other than a rejection: printed as `error: ...`, exit 1.
 pub struct Failure(pub String);
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("stamp") => stamp_cmd::run(&args[1..]),
         Some("verify") => verify_cmd::run(&args[1..]),
+        Some("token") => token_cmd::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(Outcome::Success)

@@ -368,3 +368,25 @@ pub fn s3_put_event(bucket: &str, key: &str, size: i64) -> Value {
         }
     }]})
 }
+
+/// The `emeterai` command line, built once per test run next to the running test executable
+/// (same target folder and profile).
+pub fn cli_binary() -> &'static std::path::Path {
+    use std::path::{Path, PathBuf};
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test exe");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate sits in the repo");
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build.current_dir(repo_root).args(["build", "--quiet", "-p", "emeterai-cli"]).arg("--target-dir").arg(target_dir);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building emeterai-cli failed");
+        profile_dir.join("emeterai")
+    })
+}

@@ -53,23 +53,8 @@ impl Drop for Scratch {
     }
 }
 
-/// The `emeterai` binary, built once per test run next to this test executable.
 fn cli() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut build = Command::new(env!("CARGO"));
-        build.current_dir(repo_root()).args(["build", "--quiet", "-p", "emeterai-cli"]).arg("--target-dir").arg(target_dir);
-        if release {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building emeterai-cli failed");
-        profile_dir.join("emeterai")
-    })
+    emeterai_tests::cli_binary()
 }
 
 fn run_cli(scratch: &Scratch, args: &[&str]) -> Output {
