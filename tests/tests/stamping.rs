@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 const SERIAL: &str = "0123456789ABCDEFGHIJKL";
 const AT: &str = "2026-11-28T10:00:00Z";
