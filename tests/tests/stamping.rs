@@ -636,3 +636,65 @@ fn fuzz_findings_stay_fixed() {
 fn rand_core_rng() -> impl rand::RngCore {
     rand::thread_rng()
 }
+
+/// A hybrid-reference A4 file made here (the hybrid fixture is Letter, its page inside an object
+/// stream): a classic table that leaves the page object free, and an `/XRefStm` stream that
+/// places it in an uncompressed object stream, as PDF 1.5 writers do for old readers.
+fn hybrid_a4() -> Vec<u8> {
+    let mut out = b"%PDF-1.5\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = std::collections::BTreeMap::new();
+    let mut object = |out: &mut Vec<u8>, id: u32, body: &[u8]| {
+        offsets.insert(id, out.len());
+        out.extend_from_slice(format!("{id} 0 obj\n").as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    };
+    object(&mut out, 1, b"<</Type/Catalog/Pages 2 0 R>>");
+    object(&mut out, 2, b"<</Type/Pages/Kids[3 0 R]/Count 1/MediaBox[0 0 595.276 841.89]>>");
+    let content = b"0 0 1 rg 100 600 200 100 re f";
+    object(&mut out, 4, format!("<</Length {}>>\nstream\n{}\nendstream", content.len(), String::from_utf8_lossy(content)).as_bytes());
+    let page = b"<</Type/Page/Parent 2 0 R/Contents 4 0 R/Resources<<>>>>";
+    let header = b"3 0 ";
+    let mut objstm = format!("<</Type/ObjStm/N 1/First {}/Length {}>>\nstream\n", header.len(), header.len() + page.len()).into_bytes();
+    objstm.extend_from_slice(header);
+    objstm.extend_from_slice(page);
+    objstm.extend_from_slice(b"\nendstream");
+    object(&mut out, 5, &objstm);
+    let mut entries = vec![2u8];
+    entries.extend_from_slice(&5u32.to_be_bytes());
+    entries.extend_from_slice(&0u16.to_be_bytes());
+    let mut xref_stream = format!("<</Type/XRef/Size 7/W[1 4 2]/Index[3 1]/Length {}>>\nstream\n", entries.len()).into_bytes();
+    xref_stream.extend_from_slice(&entries);
+    xref_stream.extend_from_slice(b"\nendstream");
+    object(&mut out, 6, &xref_stream);
+    let xref_stm_at = offsets[&6];
+    let table_at = out.len();
+    out.extend_from_slice(b"xref\n0 7\n0000000000 65535 f \n");
+    for id in 1..=6u32 {
+        match offsets.get(&id) {
+            Some(offset) => out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes()),
+            None => out.extend_from_slice(b"0000000000 00001 f \n"),
+        }
+    }
+    out.extend_from_slice(format!("trailer\n<</Size 7/Root 1 0 R/XRefStm {xref_stm_at}>>\nstartxref\n{table_at}\n%%EOF\n").as_bytes());
+    out
+}
+
+#[test]
+fn hybrid_reference_a4_is_stamped_incrementally() {
+    let scratch = Scratch::new("hybrid");
+    let original = hybrid_a4();
+    let input = scratch.path("in.pdf");
+    std::fs::write(&input, &original).expect("write");
+    if let Some(qpdf) = tool("qpdf") {
+        let status = Command::new(&qpdf).arg("--check").arg(&input).output().expect("qpdf").status;
+        assert_eq!(status.code(), Some(0), "the hand-made hybrid file is itself sound");
+    }
+    let output = scratch.path("out.pdf");
+    let result = run_cli(&scratch, &stamp_args(input.to_str().expect("utf8"), output.to_str().expect("utf8"), &["--x-mm", "20", "--y-mm", "20"]));
+    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
+    let stamped = std::fs::read(&output).expect("output");
+    check_stamped(&scratch, &original, &stamped, &output);
+    let tail = String::from_utf8_lossy(&stamped[original.len()..]).into_owned();
+    assert!(tail.contains("\nxref\n") && !tail.contains("XRefStm"), "a plain table follows a hybrid table");
+}
