@@ -104,8 +104,13 @@ impl Config {
 
 /// The AWS SDK configuration of this environment (region, credentials, and the
 /// `AWS_ENDPOINT_URL_*` overrides the local stack uses), loaded once per container.
+/// Throttling and transient errors are retried with exponential backoff and jitter (standard
+/// mode), a few more times than the SDK's default of 3 attempts.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .load()
+        .await
 }
 
 #[cfg(test)]
