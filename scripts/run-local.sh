@@ -41,6 +41,9 @@ for port in "$gateway_port" "$sim_port"; do
 done
 rm -rf "$state"
 mkdir -p "$state" "$data"
+# Absolute, since the functions and services run from other working directories.
+state="$(cd "$state" && pwd)"
+data="$(cd "$data" && pwd)"
 
 # Everything started below is stopped by PID on exit, newest first.
 stop_all() {
