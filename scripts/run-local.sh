@@ -41,6 +41,9 @@ for port in "$gateway_port" "$sim_port"; do
 done
 rm -rf "$state"
 mkdir -p "$state" "$data"
+# Absolute, since the functions and services run from other working directories.
+state="$(cd "$state" && pwd)"
+data="$(cd "$data" && pwd)"
 
 # Everything started below is stopped by PID on exit, newest first.
 stop_all() {
@@ -132,7 +135,7 @@ wait_until 300 "$(cat "$state/lambda.pid")" "$state/lambda.log" "cargo lambda wa
 
 step "starting the gateway on 127.0.0.1:$gateway_port (creates the table and bucket of template.yaml if absent)"
 EMETERAI_LAMBDA_URL="http://127.0.0.1:$lambda_port" EMETERAI_S3_NOTIFICATION_TOKEN="$notification_token" \
-    "$gateway_bin" gateway </dev/null >"$state/gateway.log" 2>&1 &
+    EMETERAI_MIDTRANS_SIM_STORE="$data/midtrans-sim.json" "$gateway_bin" gateway </dev/null >"$state/gateway.log" 2>&1 &
 echo $! >"$state/gateway.pid"
 wait_until 60 "$(cat "$state/gateway.pid")" "$state/gateway.log" "the gateway" \
     http_answers "http://127.0.0.1:$gateway_port/dev/routes"

@@ -66,12 +66,29 @@ struct GatewayState {
     config: GatewayConfig,
     /// Bucket name → logical id.
     bucket_ids: HashMap<String, String>,
+    /// Function binary → its `Timeout` in template.yaml.
+    timeouts: HashMap<String, Duration>,
     midtrans: Option<Arc<MidtransSim>>,
 }
 
 /// The gateway, ready to serve.
 pub struct Gateway {
     state: Arc<GatewayState>,
+}
+
+/// API Gateway waits at most this long for an HTTP API integration.
+const HTTP_API_MAX_WAIT: Duration = Duration::from_secs(30);
+/// Added to a function's own timeout: the emulator may first have to start the function.
+const START_SLACK: Duration = Duration::from_secs(5);
+
+impl GatewayState {
+    /// How long to wait for `function`: its template `Timeout` (capped for HTTP routes as API
+    /// Gateway caps it) plus time to start it.
+    fn wait_for(&self, function: &str, http_route: bool) -> Duration {
+        let own = self.timeouts.get(function).copied().unwrap_or(HTTP_API_MAX_WAIT);
+        let own = if http_route { own.min(HTTP_API_MAX_WAIT) } else { own };
+        own + START_SLACK
+    }
 }
 
 /// RFC 9457 problem details, as the API answers errors.
@@ -102,6 +119,7 @@ impl Gateway {
         let routes = RouteTable::new(template.http_routes()?)
             .map_err(|problem| TemplateError::Invalid { resource: "HttpApi routes".into(), problem })?;
         let bucket_ids = config.bucket_names.iter().map(|(id, name)| (name.clone(), id.clone())).collect();
+        let timeouts = template.functions()?.into_iter().map(|f| (f.binary, f.timeout)).collect();
         Ok(Gateway {
             state: Arc::new(GatewayState {
                 routes,
@@ -110,6 +128,7 @@ impl Gateway {
                 invoker,
                 config,
                 bucket_ids,
+                timeouts,
                 midtrans,
             }),
         })
@@ -148,7 +167,8 @@ impl Gateway {
                 loop {
                     ticks.tick().await;
                     let event = scheduled_event(&schedule.event_id, Utc::now(), &state.config.region);
-                    match state.invoker.invoke(&schedule.binary, &event).await {
+                    let wait = state.wait_for(&schedule.binary, false);
+                    match state.invoker.invoke_within(&schedule.binary, &event, wait).await {
                         Ok(result) => tracing::info!(function = %schedule.binary, result = %String::from_utf8_lossy(&result), "schedule fired"),
                         Err(e) => tracing::error!(function = %schedule.binary, error = %e, "scheduled run failed"),
                     }
@@ -272,7 +292,7 @@ async fn api(State(state): State<Arc<GatewayState>>, request: Request) -> Respon
     let id = request_id();
     let event = apigw::build_event(&incoming, &matched, claims, &id, Utc::now());
     let function = matched.route.binary.clone();
-    let response = match state.invoker.invoke(&function, &event).await {
+    let response = match state.invoker.invoke_within(&function, &event, state.wait_for(&function, true)).await {
         Ok(payload) => match apigw::parse_response(&payload) {
             Ok(r) => {
                 let mut response = Response::new(Body::from(r.body));
@@ -360,7 +380,7 @@ async fn dev_sweep(State(state): State<Arc<GatewayState>>, headers: HeaderMap, b
     let mut runs = Vec::new();
     for schedule in &state.schedules {
         let event = scheduled_event(&schedule.event_id, now, &state.config.region);
-        match state.invoker.invoke(&schedule.binary, &event).await {
+        match state.invoker.invoke_within(&schedule.binary, &event, state.wait_for(&schedule.binary, false)).await {
             Ok(result) => {
                 let result = serde_json::from_slice::<Value>(&result)
                     .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&result).into_owned()));
@@ -438,7 +458,7 @@ async fn s3_notification(State(state): State<Arc<GatewayState>>, headers: Header
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 }
-                match state.invoker.invoke(&trigger.binary, &event).await {
+                match state.invoker.invoke_within(&trigger.binary, &event, state.wait_for(&trigger.binary, false)).await {
                     Ok(_) => {
                         tracing::info!(function = %trigger.binary, %key, "S3 event delivered");
                         return;

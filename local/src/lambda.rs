@@ -30,8 +30,9 @@ pub struct LambdaInvoker {
 }
 
 impl LambdaInvoker {
+    /// `timeout` bounds every invocation unless [`LambdaInvoker::invoke_within`] says otherwise.
     pub fn new(base_url: &str, timeout: Duration) -> Result<LambdaInvoker, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5)).build()?;
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
         Ok(LambdaInvoker { base_url: base_url.trim_end_matches('/').to_owned(), timeout, http })
     }
 
@@ -41,10 +42,15 @@ impl LambdaInvoker {
 
     /// Invokes `function` synchronously with `payload` and returns its result's bytes.
     pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Vec<u8>, InvokeError> {
+        self.invoke_within(function, payload, self.timeout).await
+    }
+
+    /// As [`LambdaInvoker::invoke`], giving up after `timeout`.
+    pub async fn invoke_within(&self, function: &str, payload: &Value, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
         let url = format!("{}/2015-03-31/functions/{function}/invocations", self.base_url);
-        let mut response = self.http.post(&url).json(payload).send().await.map_err(|e| {
+        let mut response = self.http.post(&url).timeout(timeout).json(payload).send().await.map_err(|e| {
             if e.is_timeout() {
-                InvokeError::TimedOut(self.timeout)
+                InvokeError::TimedOut(timeout)
             } else {
                 InvokeError::Unreachable(self.base_url.clone(), e.to_string())
             }
@@ -61,7 +67,7 @@ impl LambdaInvoker {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(InvokeError::TimedOut(self.timeout)),
+                Err(e) if e.is_timeout() => return Err(InvokeError::TimedOut(timeout)),
                 Err(e) => return Err(InvokeError::Unreachable(self.base_url.clone(), e.to_string())),
             }
         }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ const WIB_OFFSET_SECONDS: i32 = 7 * 3600;
 /// Statuses a simulated payment can take (Midtrans' `transaction_status` values).
 pub const PAYABLE_STATUSES: [&str; 7] = ["settlement", "capture", "pending", "deny", "cancel", "expire", "failure"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Refund {
     pub refund_key: String,
     pub refund_amount: i64,
@@ -49,7 +50,7 @@ pub struct Refund {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Transaction {
     pub order_id: String,
     pub gross_amount: i64,
@@ -136,9 +137,43 @@ struct SimState {
     /// Refund responses by (order_id, refund_key), so a retried refund answers the same.
     refund_responses: Mutex<HashMap<(String, String), (StatusCode, Value)>>,
     http: reqwest::Client,
+    /// Where the transactions are kept between runs (the local stack's data folder), if anywhere.
+    store: Option<PathBuf>,
+}
+
+/// The simulator's state on disk.
+#[derive(Default, Serialize, Deserialize)]
+struct Stored {
+    transactions: Vec<Transaction>,
+    /// (order_id, refund_key, HTTP status, answer)
+    refund_responses: Vec<(String, String, u16, Value)>,
 }
 
 impl SimState {
+    /// Writes the state to the store (whole file, replaced atomically); a failure is logged,
+    /// since the simulator keeps working from memory.
+    fn save(&self) {
+        let Some(path) = &self.store else { return };
+        let stored = Stored {
+            transactions: self.transactions().values().cloned().collect(),
+            refund_responses: self
+                .refund_responses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|((order, key), (status, body))| (order.clone(), key.clone(), status.as_u16(), body.clone()))
+                .collect(),
+        };
+        let write = || -> std::io::Result<()> {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&stored).map_err(std::io::Error::other)?)?;
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the Midtrans simulator's transactions");
+        }
+    }
+
     fn transactions(&self) -> MutexGuard<'_, HashMap<String, Transaction>> {
         // A panic while holding the lock cannot leave a transaction half-written (each update is
         // one assignment), so a poisoned lock is still safe to use.
@@ -216,6 +251,22 @@ impl MidtransSim {
         server_key: impl Into<String>,
         notify_url: Option<String>,
     ) -> std::io::Result<MidtransSim> {
+        MidtransSim::start_persisted(addr, server_key, notify_url, None).await
+    }
+
+    /// As [`MidtransSim::start_on`], keeping the transactions in `store` (a JSON file) so that
+    /// orders created before a restart can still be paid, queried and refunded.
+    pub async fn start_persisted(
+        addr: SocketAddr,
+        server_key: impl Into<String>,
+        notify_url: Option<String>,
+        store: Option<PathBuf>,
+    ) -> std::io::Result<MidtransSim> {
+        let stored: Stored = match &store {
+            Some(path) if path.exists() => serde_json::from_slice(&std::fs::read(path)?)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
+            _ => Stored::default(),
+        };
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let http = reqwest::Client::builder()
@@ -226,9 +277,18 @@ impl MidtransSim {
             server_key: server_key.into(),
             notify_url,
             base_url: format!("http://{local}"),
-            transactions: Mutex::new(HashMap::new()),
-            refund_responses: Mutex::new(HashMap::new()),
+            transactions: Mutex::new(stored.transactions.into_iter().map(|t| (t.order_id.clone(), t)).collect()),
+            refund_responses: Mutex::new(
+                stored
+                    .refund_responses
+                    .into_iter()
+                    .map(|(order, key, status, body)| {
+                        ((order, key), (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
+                    })
+                    .collect(),
+            ),
             http,
+            store,
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
@@ -300,6 +360,7 @@ async fn pay(state: &SimState, order_id: &str, request: &PayRequest) -> Result<P
         }
         transaction_json(t, &state.server_key, "midtrans payment notification")
     };
+    state.save();
     let mut deliveries = Vec::new();
     if let Some(url) = &state.notify_url {
         for _ in 0..request.deliveries {
@@ -436,6 +497,8 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
             refunds: Vec::new(),
         },
     );
+    drop(transactions);
+    state.save();
     let body = json!({"token": token, "redirect_url": redirect_url(&state, &token)});
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
@@ -518,6 +581,9 @@ async fn refund(
         "refund_key": refund_key,
     });
     responses.insert(replay_key, (StatusCode::OK, body.clone()));
+    drop(transactions);
+    drop(responses);
+    state.save();
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
@@ -714,6 +780,43 @@ mod tests {
             .await
             .expect("send");
         assert_eq!(r.status(), 412);
+    }
+
+    #[tokio::test]
+    async fn a_persisted_simulator_remembers_orders_and_refunds_across_restarts() {
+        let dir = std::env::temp_dir().join(format!("midtrans-sim-{}", random_id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = dir.join("sim.json");
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let http = reqwest::Client::new();
+        {
+            let sim = MidtransSim::start_persisted(addr, KEY, None, Some(store.clone())).await.expect("start");
+            create(&sim, &http, "kept", 10000).await;
+            sim.pay("kept", &PayRequest::default()).await.expect("pay");
+            let r = http
+                .post(format!("{}/v2/kept/refund", sim.base_url()))
+                .header("authorization", basic(KEY))
+                .json(&json!({"refund_key": "rk"}))
+                .send()
+                .await
+                .expect("refund");
+            assert_eq!(r.status(), 200);
+        }
+        let sim = MidtransSim::start_persisted(addr, KEY, None, Some(store.clone())).await.expect("restart");
+        let t = sim.transaction("kept").expect("remembered");
+        assert_eq!((t.transaction_status.as_str(), t.refunds.len()), ("refund", 1));
+        let replay = http
+            .post(format!("{}/v2/kept/refund", sim.base_url()))
+            .header("authorization", basic(KEY))
+            .json(&json!({"refund_key": "rk"}))
+            .send()
+            .await
+            .expect("refund");
+        assert_eq!(replay.status(), 200, "the refund_key is remembered too");
+        assert_eq!(sim.transaction("kept").expect("t").refunds.len(), 1);
+        std::fs::write(&store, b"{broken").expect("write");
+        assert!(MidtransSim::start_persisted(addr, KEY, None, Some(store)).await.is_err(), "a broken store is reported");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

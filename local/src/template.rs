@@ -25,6 +25,9 @@ pub enum TemplateError {
     Invalid { resource: String, problem: String },
 }
 
+/// What SAM gives a function without `Timeout`.
+const SAM_DEFAULT_TIMEOUT_SECONDS: u64 = 3;
+
 fn invalid(resource: &str, problem: impl Into<String>) -> TemplateError {
     TemplateError::Invalid { resource: resource.to_owned(), problem: problem.into() }
 }
@@ -109,6 +112,8 @@ pub struct FunctionDefinition {
     pub binary: String,
     /// Globals' variables overlaid with the function's own.
     pub environment: BTreeMap<String, TemplateValue>,
+    /// `Timeout` (the function's, else Globals', else SAM's default of 3 s).
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +294,19 @@ impl Template {
                         }
                     }
                 }
-                Ok(FunctionDefinition { logical_id: id.to_owned(), binary, environment })
+                let timeout = r
+                    .get("Properties")
+                    .and_then(|p| p.get("Timeout"))
+                    .or_else(|| self.root.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("Timeout")))
+                    .and_then(Value::as_u64)
+                    .filter(|s| (1..=900).contains(s))
+                    .unwrap_or(SAM_DEFAULT_TIMEOUT_SECONDS);
+                Ok(FunctionDefinition {
+                    logical_id: id.to_owned(),
+                    binary,
+                    environment,
+                    timeout: Duration::from_secs(timeout),
+                })
             })
             .collect()
     }
@@ -589,6 +606,7 @@ mod tests {
         assert_eq!(checkout.environment.get("RUST_LOG"), Some(&TemplateValue::Literal("info".into())));
         assert_eq!(real().parameter_default("UnitPrice").as_deref(), Some("10000"));
         assert_eq!(real().parameter_default("JwtIssuer"), None);
+        assert_eq!(checkout.timeout, Duration::from_secs(10), "Globals' Timeout");
     }
 
     #[test]
@@ -672,6 +690,7 @@ Resources:
         assert_eq!(stamp.environment.get("EXTRA"), Some(&TemplateValue::Sub("${Bucket}-x".into())));
         assert_eq!(stamp.environment.get("LONG"), Some(&TemplateValue::Sub("${AWS::Region}".into())));
         assert_eq!(stamp.environment.get("JOINED"), Some(&TemplateValue::Unsupported("!Join".into())));
+        assert_eq!(stamp.timeout, Duration::from_secs(3), "SAM's default");
         assert_eq!(t.table_definition().expect("table").ttl_attribute, None);
     }
 

@@ -29,6 +29,10 @@ async fn fake_lambda() -> (String, Seen) {
         match function.as_str() {
             "broken" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, r#"{"errorType":"Panic"}"#).into_response(),
             "garbage" => "not json".into_response(),
+            "slow" => {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                "{}".into_response()
+            }
             _ => axum::Json(json!({
                 "statusCode": 200,
                 "headers": {"content-type": "application/json", "x-function": function},
@@ -79,6 +83,13 @@ Resources:
     Properties:
       Events:
         Junk: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: GET, Path: /garbage, Auth: { Authorizer: NONE } } }
+  Slow:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: slow } }
+    Properties:
+      Timeout: 1
+      Events:
+        Wait: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: GET, Path: /slow, Auth: { Authorizer: NONE } } }
   Stamp:
     Type: AWS::Serverless::Function
     Metadata: { BuildProperties: { Binary: stamp } }
@@ -214,6 +225,12 @@ async fn oversized_malformed_and_failing_requests_are_answered() {
     assert_eq!((status, body["code"].as_str()), (502, Some("function_error")), "{body}");
     let (status, _, body) = body_json(g.http.get(format!("{}/garbage", g.url)).send().await.expect("garbage")).await;
     assert_eq!((status, body["code"].as_str()), (502, Some("function_error")), "{body}");
+
+    // A function that outlives its template Timeout (plus start-up slack) is answered for.
+    let started = std::time::Instant::now();
+    let (status, _, body) = body_json(g.http.get(format!("{}/slow", g.url)).timeout(Duration::from_secs(15)).send().await.expect("slow")).await;
+    assert_eq!((status, body["code"].as_str()), (504, Some("gateway_timeout")), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
 
     // Raw garbage on the socket gets an answer (or a close), and the gateway keeps serving.
     for junk in [&b"\x00\x01\x02 garbage\r\n\r\n"[..], b"GET /healthz HTTP/9.9\r\n\r\n", b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"] {

@@ -81,10 +81,11 @@ async fn gateway() -> Result<(), BoxError> {
     let notify_path = env("EMETERAI_MIDTRANS_NOTIFY_PATH").unwrap_or_else(|| "/v1/webhooks/midtrans".to_owned());
     let server_key = context.midtrans_server_key.clone();
     let sim_port = env_number::<u16>("EMETERAI_MIDTRANS_SIM_PORT", 3001)?;
-    let midtrans = MidtransSim::start_on(
+    let midtrans = MidtransSim::start_persisted(
         SocketAddr::from(([127, 0, 0, 1], sim_port)),
         server_key,
         Some(format!("http://127.0.0.1:{port}{notify_path}")),
+        env("EMETERAI_MIDTRANS_SIM_STORE").map(PathBuf::from),
     )
     .await
     .map_err(|e| format!("cannot start the Midtrans simulator on 127.0.0.1:{sim_port} (EMETERAI_MIDTRANS_SIM_PORT): {e}"))?;
