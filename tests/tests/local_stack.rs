@@ -309,6 +309,32 @@ async fn upload_triggers_the_stamp_function_through_s3_events() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["stamps"][0]["serial"], serial.as_str(), "{report}");
     assert_eq!(report["stamps"][0]["signature_valid"], true, "{report}");
+    assert_eq!(report["stamps"][0]["registered"], true, "{report}");
+    assert_eq!(report["stamps"][0]["unmodified_since_stamp"], true, "{report}");
+
+    // Tampering is seen: bytes added after the stamp, or a byte changed under the signature.
+    let verify = |pdf: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .post(format!("{}/v1/verify", api()))
+                .header("content-type", "application/pdf")
+                .body(pdf)
+                .send()
+                .await
+                .expect("verify tampered");
+            json_of(response).await
+        }
+    };
+    let mut appended = bytes.to_vec();
+    appended.extend_from_slice(b"\n% edited after stamping\n");
+    let (status, _, report) = verify(appended).await;
+    assert_eq!((status, &report["stamps"][0]["unmodified_since_stamp"]), (200, &json!(false)), "{report}");
+    let mut changed = bytes.to_vec();
+    let at = changed.windows(7).position(|w| w == b"0.5 w 7").expect("the original drawing");
+    changed[at] = b'9';
+    let (status, _, report) = verify(changed).await;
+    assert_eq!((status, &report["stamps"][0]["signature_valid"]), (200, &json!(false)), "{report}");
 }
 
 #[tokio::test]
