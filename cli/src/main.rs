@@ -11,6 +11,9 @@ mod verify_cmd;
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage:
   emeterai stamp INPUT --output OUTPUT --serial SN [--page N] [--x-mm X --y-mm Y] [--at RFC3339] [--verify-base-url URL] [--json]
   emeterai verify FILE [--json]
