@@ -114,12 +114,7 @@ impl StampService {
         }
     }
 
-    /// Processes the object at `key` (already URL-decoded) of `size` bytes (from the event) in
-    /// the configured bucket.
-    pub async fn process(&self, key: &str, size: Option<u64>) -> Result<Outcome, StampError> {
-        self.process_in(&self.store, key, size).await
-    }
-
+    /// Processes the object at `key` (already URL-decoded) of `size` bytes (from the event).
     async fn process_in(&self, store: &DocumentStore, key: &str, size: Option<u64>) -> Result<Outcome, StampError> {
         let Some((account, document_id)) = keys::parse_incoming(key) else {
             tracing::warn!(key, "object is not an upload of this system");

@@ -108,7 +108,7 @@ fn is_live(item: &Item, now_ms: i64) -> Result<bool, LedgerError> {
 }
 
 /// Reads a record returned by ALL_OLD or a get.
-pub(crate) fn parse_record(item: &Item) -> Result<ExistingRecord, LedgerError> {
+fn parse_record(item: &Item) -> Result<ExistingRecord, LedgerError> {
     let r = Reader::new(item, "idempotency record");
     let request_hash = r.str("request_hash")?.to_owned();
     match r.str("status")? {
@@ -129,13 +129,28 @@ impl Ledger {
     /// Claims a key on its own (for routes whose work is not one transaction with the claim).
     /// `None`: the key is ours; `Some`: what to answer instead.
     pub async fn claim(&self, claim: &Claim<'_>, reference: &str) -> Result<Option<ClaimRefusal>, LedgerError> {
+        self.claim_with(claim, reference, Vec::new()).await
+    }
+
+    /// Claims a key and writes `actions` in the same transaction: either the key is ours and
+    /// every action happened, or nothing was written and the refusal says what to answer.
+    pub(crate) async fn claim_with(
+        &self,
+        claim: &Claim<'_>,
+        reference: &str,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<Option<ClaimRefusal>, LedgerError> {
+        let mut all = vec![self.claim_action(claim, reference)?];
+        all.extend(actions);
         for attempt in 0..conflict_retries() {
-            match self.transact(vec![self.claim_action(claim, reference)?]).await {
+            match self.transact(all.clone()).await {
                 Ok(()) => return Ok(None),
                 Err(TransactError::Cancelled(reasons)) => {
                     if let Some(Cancellation::ConditionFailed { old: Some(old) }) = reasons.first() {
                         return Ok(Some(refusal(&parse_record(old)?, claim.request_hash)));
                     }
+                    // A conflict (or a condition failure without the old item): look at what
+                    // holds the key now; if nothing live does, try again.
                     if let Some(existing) = self.live_idempotency_record(claim).await? {
                         return Ok(Some(refusal(&existing, claim.request_hash)));
                     }

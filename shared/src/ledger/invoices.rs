@@ -7,11 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 
-use super::idempotency::{Claim, parse_record};
+use super::idempotency::Claim;
 use super::item::{Item, Reader, n, s, ts};
 use super::keys::{self, BALANCE_SK, DueKind, EntryKind, INVOICE_SK, PK, SK};
-use super::{Cancellation, Ledger, LedgerError, TransactError, conflict_retries};
-use crate::domain::idempotency::{ClaimRefusal, StoredResponse, refusal};
+use super::{Ledger, LedgerError};
+use crate::domain::idempotency::{ClaimRefusal, StoredResponse};
 use crate::domain::ids::{AccountId, InvoiceId, RefundId};
 use crate::domain::refund::{RefundReason, RefundStatus};
 use crate::domain::invoice::{CURRENCY, Invoice, InvoiceStatus, PaymentLink, RefundSummary, Review};
@@ -74,29 +74,14 @@ impl Ledger {
         invoice: &Invoice,
         reconcile_at: Timestamp,
     ) -> Result<Opened, LedgerError> {
-        for attempt in 0..conflict_retries() {
-            let actions = vec![
-                self.claim_action(claim, &invoice.id.to_string())?,
-                self.put_new_invoice_action(invoice, reconcile_at)?,
-                self.balance_action(&invoice.account, &[("pending", i64::from(invoice.quantity.get()))])?,
-            ];
-            match self.transact(actions).await {
-                Ok(()) => return Ok(Opened::Created),
-                Err(TransactError::Cancelled(reasons)) => {
-                    if let Some(Cancellation::ConditionFailed { old: Some(old) }) = reasons.first() {
-                        return Ok(Opened::Refused(refusal(&parse_record(old)?, claim.request_hash)));
-                    }
-                    // A conflict (or a condition failure without the old item): look at what
-                    // holds the key now; if nothing live does, try again.
-                    if let Some(existing) = self.live_idempotency_record(claim).await? {
-                        return Ok(Opened::Refused(refusal(&existing, claim.request_hash)));
-                    }
-                    Self::conflict_pause(attempt).await;
-                }
-                Err(TransactError::Failed(e)) => return Err(e),
-            }
-        }
-        Err(LedgerError::Contended)
+        let actions = vec![
+            self.put_new_invoice_action(invoice, reconcile_at)?,
+            self.balance_action(&invoice.account, &[("pending", i64::from(invoice.quantity.get()))])?,
+        ];
+        Ok(match self.claim_with(claim, &invoice.id.to_string(), actions).await? {
+            None => Opened::Created,
+            Some(refused) => Opened::Refused(refused),
+        })
     }
 
     /// Stores the payment link (if any) and the response to replay, in one transaction. Returns
