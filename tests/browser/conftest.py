@@ -100,7 +100,7 @@ def shoot(page, output_dir, name):
     """Screenshots of the current state at 360 px and at 1280 px."""
     size = page.viewport_size
     page.set_viewport_size(PHONE)
-    page.screenshot(path=str(output_dir / f"{name}-360.png"), full_page=True)
+    page.screenshot(path=str(output_dir / f"{name}-360.png"), full_page=True, scale="css")
     page.set_viewport_size(DESKTOP)
-    page.screenshot(path=str(output_dir / f"{name}-1280.png"), full_page=True)
+    page.screenshot(path=str(output_dir / f"{name}-1280.png"), full_page=True, scale="css")
     page.set_viewport_size(size)

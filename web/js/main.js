@@ -9,7 +9,7 @@ import { $, showProblem } from './ui.js';
 
 async function loadConfig() {
   try {
-    const response = await fetch('/config.json', { cache: 'no-cache' });
+    const response = await fetch('/config.json');
     if (response.ok) return await response.json();
   } catch { /* offline: the local defaults */ }
   return { auth: { mode: 'dev' } };

@@ -381,7 +381,7 @@ mod tests {
         assert!(r.body.contains("Terdaftar"));
         assert!(r.body.contains("0123456789ABCDEFGHIJKL"));
         assert!(r.body.contains("28 November 2026, 17.05 WIB"), "{}", r.body);
-        assert!(r.body.contains("datetime=\"2026-11-28T10:05:00Z\""));
+        assert!(r.body.contains("datetime=\"2026-11-28T10:05:00.000Z\""));
         assert!(r.body.contains("ab12"));
     }
 
