@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::error::BoxError;
 
 use emeterai::config::Config;
 use emeterai::domain::ids::AccountId;
+use emeterai::domain::time::{Clock, Timestamp};
 use emeterai::handlers::checkout::CheckoutService;
 use emeterai::handlers::payment_webhook::PaymentWebhookService;
 use emeterai::http::{ApiRequest, ApiResponse};
@@ -56,6 +57,8 @@ pub struct TestApp {
     pub stamp: StampService,
     pub sweep: SweepService,
     pub faults: Arc<Faults>,
+    /// The stamp function's "now": the wall clock until a test sets it.
+    pub clock: Arc<TestClock>,
     /// DynamoDB requests sent (every attempt), to hold the hot paths to their round-trip budget.
     pub dynamodb_calls: Arc<AtomicU64>,
 }
@@ -99,6 +102,29 @@ impl StepHook for Faults {
             return Err(InjectedFault(step));
         }
         Ok(())
+    }
+}
+
+/// A clock a test moves by hand; it follows the wall clock until set.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    fixed: Mutex<Option<Timestamp>>,
+}
+
+impl TestClock {
+    /// From now on "now" is `at`.
+    pub fn set(&self, at: Timestamp) {
+        *self.fixed.lock().expect("lock") = Some(at);
+    }
+    /// Back to the wall clock.
+    pub fn follow_wall_clock(&self) {
+        *self.fixed.lock().expect("lock") = None;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        self.fixed.lock().expect("lock").unwrap_or_else(chrono::Utc::now)
     }
 }
 
@@ -146,6 +172,7 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
     let gateway = MidtransClient::new(&config.midtrans).expect("gateway client");
     let issuer = test_issuer();
     let faults = Arc::new(Faults::default());
+    let clock = Arc::new(TestClock::default());
     TestApp {
         table,
         bucket,
@@ -161,12 +188,14 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
             issuer: Arc::new(issuer.clone()),
             verify_base_url: config.verify_base_url.clone(),
             hook: faults.clone(),
+            clock: clock.clone(),
         },
         sweep: SweepService { ledger: ledger.clone(), gateway: gateway.clone(), config: config.clone() },
         checkout: CheckoutService::new(config, ledger.clone(), gateway, store.clone(), vec![issuer.certificate_der().to_vec()]),
         ledger,
         store,
         faults,
+        clock,
         dynamodb_calls: counter.0,
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use emeterai::config::{Config, aws_sdk_config};
+use emeterai::domain::time::SystemClock;
 use emeterai::handlers::stamp::{NoFaults, StampService};
 use emeterai::ledger::Ledger;
 use emeterai::stamping::Issuer;
@@ -21,6 +22,7 @@ async fn main() -> Result<(), Error> {
         issuer: Arc::new(Issuer::from_env_or_local()?),
         verify_base_url: config.verify_base_url.clone(),
         hook: Arc::new(NoFaults),
+        clock: Arc::new(SystemClock),
     };
     run(service_fn(|event| service.handle(event))).await
 }

@@ -17,6 +17,7 @@ use lambda_runtime::LambdaEvent;
 
 use crate::domain::document::{Document, DocumentRejection, StampRecord, StampReservation, keys};
 use crate::domain::serial::Serial;
+use crate::domain::time::{Clock, Timestamp};
 use crate::ledger::documents::{Consumed, Reserved, UsableInvoice};
 use crate::ledger::{Ledger, LedgerError};
 use crate::stamping::{self, Issuer, MAX_PDF_BYTES, StampRequest};
@@ -91,6 +92,9 @@ pub struct StampService {
     /// Base of the URL in the QR code: `{verify_base_url}/v1/verify/{serial}`.
     pub verify_base_url: String,
     pub hook: Arc<dyn StepHook>,
+    /// "Now" of every run: the signing time of new reservations and the moment quota validity is
+    /// judged. Production uses [`crate::domain::time::SystemClock`].
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StampService {
@@ -139,7 +143,8 @@ impl StampService {
             return self.reject(&doc, DocumentRejection::no_quota()).await;
         }
 
-        let reservation = match self.ledger.reserve_stamp(&doc, new_reservation).await? {
+        let now = self.clock.now();
+        let reservation = match self.ledger.reserve_stamp(&doc, || new_reservation(now)).await? {
             Reserved::Final(_) => return Ok(Outcome::AlreadyFinal),
             Reserved::Ready(r) => r,
         };
@@ -244,8 +249,7 @@ impl StampService {
     }
 }
 
-fn new_reservation() -> StampReservation {
-    let now = chrono::Utc::now();
+fn new_reservation(now: Timestamp) -> StampReservation {
     // Whole seconds: the PDF's /M has no finer resolution, and the ledger keeps the same value.
     let signed_at = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     StampReservation { serial: Serial::random(&mut rand::rngs::OsRng), signed_at }
