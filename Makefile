@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all pdf-tools test run bench-handlers clean-local-data
+.PHONY: install install-all pdf-tools web browser-tools test run bench-handlers bench-web clean-local-data
 
 install:
 	scripts/install.sh
@@ -17,17 +17,30 @@ install-all:
 pdf-tools:
 	bash scripts/install-pdf-tools.sh
 
+# The web app's third-party files (pdf.js into web/vendor, axe-core), pinned, from npm.
+web:
+	scripts/install-web.sh
+
+# Debian's Chromium and Playwright for Python (pinned) for the browser tests.
+browser-tools:
+	scripts/install-browser-tools.sh
+
 # Two runs: every test against fresh DynamoDB Local and SeaweedFS, then the end-to-end tests
-# through a throw-away local stack (the same one `make run` starts, on free ports).
-test: install-all pdf-tools
+# through a throw-away local stack (the same one `make run` starts, on free ports): the HTTP ones,
+# then the web app in a real browser (tests/browser, screenshots in .local/test-output/browser).
+test: install-all pdf-tools web browser-tools
 	scripts/with-test-services.sh $(CARGO) test --workspace
-	scripts/with-local-stack.sh $(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored
+	scripts/with-local-stack.sh bash -c '$(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored && .local/venv/bin/python -m pytest -q -p no:cacheprovider tests/browser'
+
+# The web app's first load (bytes, time to interactive; numbers in BENCHMARKS.md).
+bench-web: install-all web browser-tools
+	scripts/with-local-stack.sh .local/venv/bin/python tests/browser/measure_first_load.py
 
 # Handler cost per request against DynamoDB Local and SeaweedFS (numbers in BENCHMARKS.md).
 bench-handlers: install
 	scripts/with-test-services.sh $(CARGO) bench -p emeterai-tests --bench handlers
 
-run: install-all
+run: install-all web
 	scripts/run-local.sh
 
 # Stops a `make run` whose terminal is gone (Ctrl-C does the same where it runs).

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -41,6 +42,8 @@ pub struct GatewayConfig {
     pub run_schedules: bool,
     /// How often an S3 event is retried after a function error (AWS retries async invokes twice).
     pub s3_event_retries: u32,
+    /// The web app's folder, served at `/` (outside `/v1/`), as CloudFront serves the web bucket.
+    pub web_root: Option<PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +57,7 @@ impl Default for GatewayConfig {
             s3_notification_token: None,
             run_schedules: true,
             s3_event_retries: 2,
+            web_root: None,
         }
     }
 }
@@ -263,6 +267,12 @@ async fn api(State(state): State<Arc<GatewayState>>, request: Request) -> Respon
     let method = parts.method.as_str().to_owned();
     let raw_path = parts.uri.path().to_owned();
     let Some(matched) = state.routes.find(&method, &raw_path) else {
+        if let Some(root) = &state.config.web_root
+            && crate::web::is_site_path(&raw_path)
+            && matches!(parts.method, Method::GET | Method::HEAD)
+        {
+            return crate::web::serve(root, &parts.method, &raw_path, &parts.headers).await;
+        }
         return problem(StatusCode::NOT_FOUND, "not_found", Some(format!("no route for {method} {raw_path}")));
     };
     let claims = if matched.route.auth_none {

@@ -10,6 +10,7 @@
 //! - `s3_events`: SeaweedFS filer notifications as S3 `ObjectCreated:Put` event records.
 //! - `stack`: local names of the table and bucket, and the functions' environment.
 //! - `testing`: unique names and environment checks for integration tests.
+//! - `web`: the applicant web app's static files (`web/`), served at `/` as CloudFront does.
 
 pub mod apigw;
 pub mod gateway;
@@ -20,3 +21,4 @@ pub mod s3_events;
 pub mod stack;
 pub mod template;
 pub mod testing;
+pub mod web;

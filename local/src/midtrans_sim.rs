@@ -5,7 +5,8 @@
 //! - Snap `POST /snap/v1/transactions` (Basic auth with the server key) → `{"token","redirect_url"}`;
 //! - the status API `GET /v2/{order_id}/status`;
 //! - the refund API `POST /v2/{order_id}/refund`, idempotent on `refund_key`;
-//! - a payment page at the Snap `redirect_url`, where a person can pay with one click.
+//! - a payment page at the Snap `redirect_url`, where a person can pay with one click (button
+//!   "Pay"), then goes back to the merchant's finish URL as Snap does.
 //!
 //! [`MidtransSim::pay`] settles (or fails) an order and POSTs a correctly signed HTTP notification
 //! to the notification URL, as Midtrans does. Transactions live in memory: the simulator stands in
@@ -62,6 +63,9 @@ pub struct Transaction {
     pub transaction_time: String,
     pub settlement_time: Option<String>,
     pub refunds: Vec<Refund>,
+    /// Snap's `callbacks.finish` of the transaction request, if it gave one.
+    #[serde(default)]
+    pub finish_url: Option<String>,
 }
 
 impl Transaction {
@@ -139,6 +143,9 @@ struct SimState {
     http: reqwest::Client,
     /// Where the transactions are kept between runs (the local stack's data folder), if anywhere.
     store: Option<PathBuf>,
+    /// The merchant's "Finish Redirect URL" (a Midtrans dashboard setting): where the payment
+    /// page sends the payer back to when the transaction request named none.
+    finish_redirect_url: Mutex<Option<String>>,
 }
 
 /// The simulator's state on disk.
@@ -289,6 +296,7 @@ impl MidtransSim {
             ),
             http,
             store,
+            finish_redirect_url: Mutex::new(None),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
@@ -308,6 +316,11 @@ impl MidtransSim {
     /// `http://127.0.0.1:PORT`: both the Snap and the API base URL.
     pub fn base_url(&self) -> &str {
         &self.state.base_url
+    }
+
+    /// Sets the merchant's Finish Redirect URL (the payer returns there after paying).
+    pub fn set_finish_redirect_url(&self, url: Option<String>) {
+        *self.state.finish_redirect_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
     }
 
     pub fn server_key(&self) -> &str {
@@ -495,6 +508,7 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
             transaction_time: wib_time(Utc::now()),
             settlement_time: None,
             refunds: Vec::new(),
+            finish_url: request["callbacks"]["finish"].as_str().filter(|u| is_http_url(u)).map(str::to_owned),
         },
     );
     drop(transactions);
@@ -601,16 +615,16 @@ async fn payment_page(State(state): State<Arc<SimState>>, Path(token): Path<Stri
     };
     let pay_button = if t.transaction_status == "pending" {
         format!(
-            r#"<form method="post" action="/snap/v4/redirection/{}/pay"><button>Pay Rp{}</button></form>"#,
+            r#"<form method="post" action="/snap/v4/redirection/{}/pay"><button>Pay</button></form>"#,
             html_escape(&t.token),
-            t.gross_amount
         )
     } else {
         String::new()
     };
     Html(format!(
-        "<!doctype html><meta charset=utf-8><title>Midtrans simulator</title>\
-         <h1>Midtrans simulator (local stack)</h1><p>Order <code>{}</code>: Rp{}, status <b>{}</b>.</p>{pay_button}",
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+         <title>Midtrans simulator</title><main><h1>Midtrans simulator (local stack)</h1>\
+         <p>Order <code>{}</code>: Rp{}, status <b>{}</b>.</p>{pay_button}</main></html>",
         html_escape(&t.order_id),
         t.gross_amount,
         html_escape(&t.transaction_status)
@@ -618,11 +632,31 @@ async fn payment_page(State(state): State<Arc<SimState>>, Path(token): Path<Stri
     .into_response()
 }
 
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 2048
+}
+
+/// Snap's return to the merchant: the finish URL with the order and its outcome in the query.
+fn finish_redirect(base: &str, t: &Transaction) -> String {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("order_id", &t.order_id)
+        .append_pair("status_code", status_code_for(&t.transaction_status))
+        .append_pair("transaction_status", &t.transaction_status)
+        .finish();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}{query}")
+}
+
 async fn pay_from_page(State(state): State<Arc<SimState>>, Path(token): Path<String>) -> Response {
     let Some(t) = find_by_token(&state, &token) else {
         return (StatusCode::NOT_FOUND, Html("<h1>Unknown payment</h1>".to_owned())).into_response();
     };
     let outcome = pay(&state, &t.order_id, &PayRequest::default()).await;
+    let finish = t.finish_url.clone().or_else(|| state.finish_redirect_url.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    if let (Ok(_), Some(base)) = (&outcome, finish) {
+        let paid = find_by_token(&state, &token).unwrap_or(t);
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, finish_redirect(&base, &paid))]).into_response();
+    }
     let delivered = match outcome {
         Ok(o) => o.deliveries.iter().map(|d| format!("{:?}", d.status)).collect::<Vec<_>>().join(", "),
         Err(e) => e.to_string(),
@@ -838,5 +872,40 @@ mod tests {
             .expect("page");
         assert_eq!(page.status(), 200);
         assert!(page.text().await.expect("text").contains("order-x"));
+    }
+
+    #[tokio::test]
+    async fn the_pay_button_settles_and_returns_to_the_finish_url() {
+        let (hook, seen) = recorder().await;
+        let sim = MidtransSim::start(KEY, Some(hook)).await.expect("start");
+        sim.set_finish_redirect_url(Some("http://app.local/?lang=en".into()));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        create(&sim, &http, "order-p", 30000).await;
+        let page_url = sim.transaction("order-p").map(|t| redirect_url(&sim.state, &t.token)).expect("t");
+        let page = http.get(&page_url).send().await.expect("page").text().await.expect("text");
+        assert!(page.contains("<button>Pay</button>"), "{page}");
+        let paid = http.post(format!("{page_url}/pay")).send().await.expect("pay");
+        assert_eq!(paid.status(), 303);
+        assert_eq!(
+            paid.headers()["location"],
+            "http://app.local/?lang=en&order_id=order-p&status_code=200&transaction_status=settlement"
+        );
+        assert_eq!(sim.transaction("order-p").expect("t").transaction_status, "settlement");
+        assert_eq!(seen.lock().expect("lock").len(), 1, "one signed notification");
+        // A paid order has no button any more.
+        let again = http.get(&page_url).send().await.expect("page").text().await.expect("text");
+        assert!(!again.contains("<button>"));
+
+        // The transaction's own callbacks.finish wins over the dashboard setting.
+        http.post(format!("{}/snap/v1/transactions", sim.base_url()))
+            .header("authorization", basic(KEY))
+            .json(&json!({"transaction_details": {"order_id": "order-q", "gross_amount": 10000},
+                          "callbacks": {"finish": "https://merchant.example/done"}}))
+            .send()
+            .await
+            .expect("create");
+        let page_url = sim.transaction("order-q").map(|t| redirect_url(&sim.state, &t.token)).expect("t");
+        let paid = http.post(format!("{page_url}/pay")).send().await.expect("pay");
+        assert!(paid.headers()["location"].to_str().expect("ascii").starts_with("https://merchant.example/done?order_id=order-q&"));
     }
 }

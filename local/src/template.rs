@@ -605,15 +605,15 @@ mod tests {
         assert_eq!(checkout.environment.get("EMETERAI_TABLE"), Some(&TemplateValue::Ref("LedgerTable".into())));
         assert_eq!(checkout.environment.get("RUST_LOG"), Some(&TemplateValue::Literal("info".into())));
         assert_eq!(real().parameter_default("UnitPrice").as_deref(), Some("10000"));
-        assert_eq!(real().parameter_default("JwtIssuer"), None);
+        // Empty: the template's own Cognito user pool is the issuer (the local stack uses its own).
+        assert_eq!(real().parameter_default("JwtIssuer").as_deref(), Some(""));
         assert_eq!(checkout.timeout, Duration::from_secs(10), "Globals' Timeout");
     }
 
     #[test]
-    fn bucket_is_found() {
-        let buckets = real().buckets();
-        assert_eq!(buckets.len(), 1);
-        assert_eq!(buckets[0].logical_id, "DocumentsBucket");
+    fn buckets_are_found() {
+        let buckets: Vec<String> = real().buckets().into_iter().map(|b| b.logical_id).collect();
+        assert_eq!(buckets, ["DocumentsBucket", "WebBucket"]);
     }
 
     const WITH_TRIGGERS: &str = r#"

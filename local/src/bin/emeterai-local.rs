@@ -37,6 +37,17 @@ fn template_path() -> PathBuf {
     env("EMETERAI_TEMPLATE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("template.yaml"))
 }
 
+/// The web app's folder (`EMETERAI_WEB_DIR`, default `web`), if it exists.
+fn web_root() -> Option<PathBuf> {
+    let dir = env("EMETERAI_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("web"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        tracing::warn!(dir = %dir.display(), "no web app folder: / serves nothing (set EMETERAI_WEB_DIR)");
+        None
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -90,6 +101,10 @@ async fn gateway() -> Result<(), BoxError> {
     .await
     .map_err(|e| format!("cannot start the Midtrans simulator on 127.0.0.1:{sim_port} (EMETERAI_MIDTRANS_SIM_PORT): {e}"))?;
     let midtrans_base = midtrans.base_url().to_owned();
+    // The dashboard's Finish Redirect URL: the payer comes back to the web app after paying.
+    midtrans.set_finish_redirect_url(Some(
+        env("EMETERAI_MIDTRANS_FINISH_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}/")),
+    ));
 
     let timeout = Duration::from_secs(env_number("EMETERAI_INVOKE_TIMEOUT_SECONDS", 30)?);
     let config = GatewayConfig {
@@ -99,6 +114,7 @@ async fn gateway() -> Result<(), BoxError> {
         bucket_names: names.buckets.clone(),
         s3_notification_token: env("EMETERAI_S3_NOTIFICATION_TOKEN"),
         run_schedules: env("EMETERAI_SCHEDULES").as_deref() != Some("off"),
+        web_root: web_root(),
         ..GatewayConfig::default()
     };
     let gateway = Gateway::new(&template, LambdaInvoker::new(&lambda_url, timeout)?, Some(Arc::new(midtrans)), config)?;

@@ -69,7 +69,7 @@ impl CheckoutService {
             (&Method::GET, ["v1", "quota"]) => self.quota(req).await,
             (&Method::POST, ["v1", "documents"]) => self.create_document(req).await,
             (&Method::GET, ["v1", "documents", id]) => self.get_document(req, id).await,
-            (&Method::GET, ["v1", "verify", serial]) => self.verify_serial(serial).await,
+            (&Method::GET, ["v1", "verify", serial]) => self.verify_serial(req, serial).await,
             (&Method::POST, ["v1", "verify"]) => self.verify_file(req).await,
             (_, ["healthz"] | ["v1", "checkouts" | "invoices" | "quota" | "documents" | "verify"])
             | (_, ["v1", "invoices" | "documents" | "verify", _])

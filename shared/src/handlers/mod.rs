@@ -9,6 +9,7 @@ mod refund_request;
 pub mod stamp;
 pub mod sweep;
 pub mod verification;
+pub mod verification_page;
 mod views;
 
 use crate::http::{ApiError, ApiRequest};

@@ -6,13 +6,17 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::checkout::CheckoutService;
+use super::verification_page::{self, Finding};
 use crate::domain::serial::Serial;
 use crate::domain::time;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::stamping::{self, Issuer, IssuerError, MAX_PDF_BYTES};
 
 impl CheckoutService {
-    pub(crate) async fn verify_serial(&self, serial: &str) -> Result<ApiResponse, ApiError> {
+    pub(crate) async fn verify_serial(&self, req: &ApiRequest, serial: &str) -> Result<ApiResponse, ApiError> {
+        if verification_page::prefers_html(req.header("accept")) {
+            return Ok(self.verify_serial_page(req, serial).await);
+        }
         let serial = Serial::parse(serial).map_err(|_| ApiError::NotFound("no such serial"))?;
         let registered = self.ledger.registered_serial(&serial).await?.ok_or(ApiError::NotFound("no such serial"))?;
         let body = json!({
@@ -21,7 +25,30 @@ impl CheckoutService {
             "stamped_at": time::format(registered.stamped_at),
             "document_sha256": registered.document_sha256,
         });
-        Ok(ApiResponse::json(200, body.to_string()))
+        Ok(ApiResponse::json(200, body.to_string()).with_header("vary", "Accept"))
+    }
+
+    /// The same answer as a page for people (a phone that scanned the QR code).
+    async fn verify_serial_page(&self, req: &ApiRequest, serial: &str) -> ApiResponse {
+        let lang = verification_page::Lang::of(req);
+        let Ok(serial) = Serial::parse(serial) else {
+            return verification_page::page(lang, &Finding::NotRegistered { serial: None });
+        };
+        match self.ledger.registered_serial(&serial).await {
+            Ok(Some(r)) => verification_page::page(
+                lang,
+                &Finding::Registered {
+                    serial: r.serial.as_str(),
+                    stamped_at: r.stamped_at,
+                    document_sha256: &r.document_sha256,
+                },
+            ),
+            Ok(None) => verification_page::page(lang, &Finding::NotRegistered { serial: Some(serial.as_str()) }),
+            Err(e) => {
+                tracing::error!(error = ?e, "verification page: registry unavailable");
+                verification_page::page(lang, &Finding::Unavailable)
+            }
+        }
     }
 
     pub(crate) async fn verify_file(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
