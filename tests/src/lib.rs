@@ -193,7 +193,10 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
             clock: clock.clone(),
         },
         sweep: SweepService { ledger: ledger.clone(), gateway: gateway.clone(), config: config.clone() },
-        checkout: CheckoutService::new(config, ledger.clone(), gateway, store.clone(), vec![issuer.certificate_der().to_vec()]),
+        checkout: CheckoutService {
+            clock: clock.clone(),
+            ..CheckoutService::new(config, ledger.clone(), gateway, store.clone(), vec![issuer.certificate_der().to_vec()])
+        },
         ledger,
         store,
         faults,
