@@ -429,7 +429,10 @@ pub fn cli_binary() -> &'static std::path::Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate sits in the repo");
         let mut build = std::process::Command::new(env!("CARGO"));
-        build.current_dir(repo_root).args(["build", "--quiet", "-p", "emeterai-cli"]).arg("--target-dir").arg(target_dir);
+        // The same build `cargo test --workspace` makes (emeterai-cli's own tests need its binary),
+        // so nothing is rebuilt: `cargo build -p emeterai-cli` alone would resolve features
+        // differently and rebuild the AWS SDK crates (minutes).
+        build.current_dir(repo_root).args(["test", "--quiet", "--workspace", "--no-run"]).arg("--target-dir").arg(target_dir);
         if release {
             build.arg("--release");
         }
