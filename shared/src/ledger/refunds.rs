@@ -192,16 +192,23 @@ impl Ledger {
         self.conditional_update(update.build()?).await
     }
 
-    /// Sets when the sweep next looks at an invoice still in `expected` status.
-    pub async fn reschedule(&self, invoice_id: &InvoiceId, expected: InvoiceStatus, due_at: Timestamp) -> Result<bool, LedgerError> {
+    /// Sets when the sweep next looks at an invoice still in `expected` status with `kind` work.
+    pub async fn reschedule(
+        &self,
+        invoice_id: &InvoiceId,
+        kind: DueKind,
+        expected: InvoiceStatus,
+        due_at: Timestamp,
+    ) -> Result<bool, LedgerError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(keys::invoice_pk(invoice_id)))
             .key(SK, s(INVOICE_SK))
             .update_expression("SET due_at = :due")
-            .condition_expression("#status = :expected AND attribute_exists(due_pk)")
+            .condition_expression("#status = :expected AND due_pk = :due_pk")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":due_pk", s(keys::due_pk(kind, keys::shard_of(invoice_id.ulid()))))
             .expression_attribute_values(":due", ts(due_at))
             .build()?;
         self.conditional_update(update).await
@@ -226,16 +233,19 @@ impl Ledger {
         self.conditional_update(update).await
     }
 
-    /// Takes an invoice off the sweep's list when it is in `expected` status (nothing left to do).
-    pub async fn clear_due(&self, invoice_id: &InvoiceId, expected: InvoiceStatus) -> Result<bool, LedgerError> {
+    /// Takes an invoice's `kind` work off the sweep's list when the invoice is in `expected`
+    /// status (nothing left to do). Work of another kind, put there by a webhook or a refund
+    /// request since the sweep read its list, stays.
+    pub async fn clear_due(&self, invoice_id: &InvoiceId, kind: DueKind, expected: InvoiceStatus) -> Result<bool, LedgerError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(keys::invoice_pk(invoice_id)))
             .key(SK, s(INVOICE_SK))
             .update_expression("REMOVE due_pk, due_at")
-            .condition_expression("#status = :expected")
+            .condition_expression("#status = :expected AND due_pk = :due_pk")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":due_pk", s(keys::due_pk(kind, keys::shard_of(invoice_id.ulid()))))
             .build()?;
         self.conditional_update(update).await
     }
