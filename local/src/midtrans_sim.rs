@@ -146,6 +146,25 @@ struct SimState {
     /// The merchant's "Finish Redirect URL" (a Midtrans dashboard setting): where the payment
     /// page sends the payer back to when the transaction request named none.
     finish_redirect_url: Mutex<Option<String>>,
+    /// Refund API requests received, per order id (every request, replays included).
+    refund_requests: Mutex<HashMap<String, u32>>,
+    /// While set, every Snap transaction request is held until the test releases it.
+    snap_hold: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HeldSnap>>>,
+}
+
+/// A Snap transaction request held by [`MidtransSim::hold_snap_requests`]: the order it is
+/// for; the simulator answers it once this is released (or dropped).
+#[derive(Debug)]
+pub struct HeldSnap {
+    pub order_id: String,
+    release: oneshot::Sender<()>,
+}
+
+impl HeldSnap {
+    /// Lets the held request go on.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
 }
 
 /// The simulator's state on disk.
@@ -297,6 +316,8 @@ impl MidtransSim {
             http,
             store,
             finish_redirect_url: Mutex::new(None),
+            refund_requests: Mutex::new(HashMap::new()),
+            snap_hold: Mutex::new(None),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
@@ -325,6 +346,26 @@ impl MidtransSim {
 
     pub fn server_key(&self) -> &str {
         &self.state.server_key
+    }
+
+    /// How many refund API requests for `order_id` arrived (replays of a `refund_key` included):
+    /// what a test counts to show a refund was asked for exactly once.
+    pub fn refund_requests(&self, order_id: &str) -> u32 {
+        self.state.refund_requests.lock().unwrap_or_else(|e| e.into_inner()).get(order_id).copied().unwrap_or(0)
+    }
+
+    /// From now on every Snap transaction request waits until the test releases it; each one
+    /// arrives on the returned channel (with its order id) when the simulator receives it. Tests
+    /// use this to order events: something happens while a checkout is between its two writes.
+    pub fn hold_snap_requests(&self) -> tokio::sync::mpsc::UnboundedReceiver<HeldSnap> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.state.snap_hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Snap requests are answered at once again (those already held wait for their release).
+    pub fn stop_holding_snap_requests(&self) {
+        *self.state.snap_hold.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     pub fn transaction(&self, order_id: &str) -> Option<Transaction> {
@@ -484,6 +525,13 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
     let Some(gross_amount) = parse_amount(&details["gross_amount"]) else {
         return midtrans_error(StatusCode::BAD_REQUEST, "transaction_details.gross_amount must be a positive whole amount");
     };
+    let hold = state.snap_hold.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(hold) = hold {
+        let (release, released) = oneshot::channel();
+        if hold.send(HeldSnap { order_id: order_id.to_owned(), release }).is_ok() {
+            let _ = released.await;
+        }
+    }
     let mut transactions = state.transactions();
     if let Some(existing) = transactions.get(order_id) {
         // Midtrans refuses a reused order_id. The simulator answers a retry of the very same
@@ -538,6 +586,7 @@ async fn refund(
     Path(order_id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    *state.refund_requests.lock().unwrap_or_else(|e| e.into_inner()).entry(order_id.clone()).or_insert(0) += 1;
     if !authorized(&state, &headers) {
         return unauthorized();
     }

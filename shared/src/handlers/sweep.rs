@@ -110,7 +110,7 @@ impl SweepService {
 
     async fn reconcile_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
         if invoice.status != InvoiceStatus::Pending {
-            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            self.ledger.clear_due(&invoice.id, DueKind::Reconcile, invoice.status).await?;
             return Ok(());
         }
         report.reconciled += 1;
@@ -176,7 +176,7 @@ impl SweepService {
         for invoice in self.due(DueKind::QuotaExpiry, now, report).await {
             let result = match invoice.valid_until {
                 _ if invoice.status != InvoiceStatus::Paid || invoice.remaining == 0 => {
-                    self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ())
+                    self.ledger.clear_due(&invoice.id, DueKind::QuotaExpiry, invoice.status).await.map(|_| ())
                 }
                 Some(valid_until) if valid_until > now => {
                     self.ledger.reschedule(&invoice.id, InvoiceStatus::Paid, valid_until).await.map(|_| ())
@@ -209,7 +209,7 @@ impl SweepService {
 
     async fn submit_refund(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
         let Some(refund) = &invoice.refund else {
-            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            self.ledger.clear_due(&invoice.id, DueKind::Refund, invoice.status).await?;
             return Ok(());
         };
         if !refund.status.needs_submission() {
@@ -217,8 +217,8 @@ impl SweepService {
             return Ok(());
         }
         let retry_at = now + chrono::Duration::minutes(SUBMISSION_TIMEOUT_MINUTES);
-        let pending = [RefundStatus::Requested, RefundStatus::Failed, RefundStatus::Submitted];
-        if !self.ledger.set_refund_status(&invoice.id, &pending, RefundStatus::Submitted, Some(retry_at), now).await? {
+        if !self.ledger.claim_refund_submission(&invoice.id, now, retry_at).await? {
+            // Another sweep took it, or it is no longer due.
             return Ok(());
         }
         let reason = match refund.reason {
