@@ -181,6 +181,8 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
             ledger: ledger.clone(),
             server_key: config.midtrans.server_key.clone(),
             quota_validity_days: config.quota_validity_days,
+            gateway: gateway.clone(),
+            recheck_after: config.reconcile_after,
         },
         stamp: StampService {
             ledger: ledger.clone(),

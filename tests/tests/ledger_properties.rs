@@ -275,6 +275,13 @@ fn apply(m: &Model, act: Act, step: usize) -> Vec<(Model, Resp)> {
             let e = effect(status, fraud.unwrap_or("accept"));
             let resp = match mode {
                 Mode::BadSignature => 401,
+                // A settlement of an invoice that already ended is believed only when the
+                // gateway's status API confirms it (whatever amount the notification says).
+                _ if e == Effect::Credit && matches!(m[i].status, "EXPIRED" | "CANCELLED") => {
+                    let said = effect(m[i].gateway.0, m[i].gateway.1);
+                    m[i].apply(said, (0, step));
+                    200
+                }
                 Mode::WrongAmount if e == Effect::Credit => {
                     m[i].flagged = true;
                     422

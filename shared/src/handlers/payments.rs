@@ -3,7 +3,7 @@
 //! whose notification never arrived is credited exactly as the webhook would.
 
 use crate::domain::ids::OrderId;
-use crate::domain::invoice::{Review, Transition, on_payment};
+use crate::domain::invoice::{InvoiceStatus, Review, Transition, on_payment};
 use crate::domain::money::Rupiah;
 use crate::domain::notification::PaymentOutcome;
 use crate::ledger::invoices::{PaymentEvent, Recorded};
@@ -16,6 +16,10 @@ const STALE_RETRIES: usize = 8;
 pub enum ApplyError {
     #[error("no such order")]
     UnknownOrder,
+    /// A settlement for an invoice that already ended (EXPIRED or CANCELLED) learnt only from a
+    /// notification: confirm it with the gateway's status API before crediting.
+    #[error("settlement of an ended invoice needs the gateway's confirmation")]
+    Unconfirmed,
     #[error("gross_amount {received} differs from the invoice amount {expected}")]
     AmountMismatch { received: String, expected: String },
     #[error(transparent)]
@@ -23,16 +27,26 @@ pub enum ApplyError {
 }
 
 /// Applies `outcome` to the invoice of `order`. Duplicates, late and reordered outcomes end in
-/// the same state as a single on-time one.
+/// the same state as a single on-time one. `confirmed`: the outcome comes from the gateway's
+/// status API (asked by us), not only from a notification.
 pub async fn apply_outcome(
     ledger: &Ledger,
     order: &OrderId,
     outcome: PaymentOutcome,
     event: &PaymentEvent<'_>,
     quota_validity_days: u32,
+    confirmed: bool,
 ) -> Result<(), ApplyError> {
     for _ in 0..STALE_RETRIES {
         let invoice = ledger.invoice(&order.invoice_id()).await?.ok_or(ApplyError::UnknownOrder)?;
+        // A settlement after the invoice ended is unusual (a late payment, or a replayed
+        // notification whose unsigned `transaction_status` was changed): the gateway decides.
+        if outcome == PaymentOutcome::Settled
+            && !confirmed
+            && matches!(invoice.status, InvoiceStatus::Expired | InvoiceStatus::Cancelled)
+        {
+            return Err(ApplyError::Unconfirmed);
+        }
         if outcome == PaymentOutcome::Settled && Rupiah::parse_gross_amount(event.gross_amount) != Ok(invoice.amount) {
             let review = Review {
                 reason: "amount_mismatch".into(),

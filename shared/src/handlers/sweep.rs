@@ -49,6 +49,9 @@ pub struct SweepReport {
     pub quota_refunds: u32,
     pub refunds_completed: u32,
     pub refunds_failed: u32,
+    /// EXPIRED or CANCELLED invoices asked about once more, and how many had been paid after all.
+    pub rechecked: u32,
+    pub late_credited: u32,
     pub errors: u32,
 }
 
@@ -69,6 +72,7 @@ impl SweepService {
     pub async fn run(&self, now: Timestamp) -> SweepReport {
         let mut report = SweepReport { now: crate::domain::time::format(now), ..SweepReport::default() };
         self.reconcile(now, &mut report).await;
+        self.recheck(now, &mut report).await;
         self.expire_quota(now, &mut report).await;
         self.submit_refunds(now, &mut report).await;
         report
@@ -127,7 +131,7 @@ impl SweepService {
             let outcome = said.outcome();
             if outcome != PaymentOutcome::NoChange {
                 let event = PaymentEvent::of(said, now);
-                return match apply_outcome(&self.ledger, &order, outcome, &event, self.config.quota_validity_days).await {
+                return match apply_outcome(&self.ledger, &order, outcome, &event, self.config.quota_validity_days, true).await {
                     Ok(()) => {
                         match outcome {
                             PaymentOutcome::Settled => report.credited += 1,
@@ -139,7 +143,7 @@ impl SweepService {
                     }
                     // Flagged for review; the invoice stays PENDING until it expires.
                     Err(ApplyError::AmountMismatch { .. }) => self.reschedule_pending(invoice, now).await,
-                    Err(ApplyError::UnknownOrder) => Ok(()),
+                    Err(ApplyError::UnknownOrder | ApplyError::Unconfirmed) => Ok(()),
                     Err(ApplyError::Ledger(e)) => Err(e),
                 };
             }
@@ -154,7 +158,7 @@ impl SweepService {
                 payment_type: None,
                 received_at: now,
             };
-            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, self.config.quota_validity_days).await {
+            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, self.config.quota_validity_days, true).await {
                 Ok(()) => {
                     report.expired += 1;
                     Ok(())
@@ -164,6 +168,53 @@ impl SweepService {
             };
         }
         self.reschedule_pending(invoice, now).await
+    }
+
+    /// EXPIRED or CANCELLED invoices due for another look: a settlement the gateway reports now
+    /// is credited exactly as the webhook would; "not paid" takes them off the list; an error
+    /// is "unknown" and asks again later.
+    async fn recheck(&self, now: Timestamp, report: &mut SweepReport) {
+        for invoice in self.due(DueKind::Recheck, now, report).await {
+            if let Err(e) = self.recheck_one(&invoice, now, report).await {
+                tracing::error!(error = ?e, invoice_id = %invoice.id, "recheck failed; retried next run");
+                report.errors += 1;
+            }
+        }
+    }
+
+    async fn recheck_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        if !matches!(invoice.status, InvoiceStatus::Expired | InvoiceStatus::Cancelled) {
+            self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await?;
+            return Ok(());
+        }
+        report.rechecked += 1;
+        let order = invoice.id.order_id();
+        let said = match self.gateway.status(&order).await {
+            Ok(said) => said,
+            Err(e) => {
+                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable; asked again later");
+                report.errors += 1;
+                self.ledger.schedule_recheck(&invoice.id, now + self.config.reconcile_after).await?;
+                return Ok(());
+            }
+        };
+        match said {
+            Some(said) if said.outcome() == PaymentOutcome::Settled && said.signed_consistent() => {
+                let event = PaymentEvent::of(&said, now);
+                match apply_outcome(&self.ledger, &order, PaymentOutcome::Settled, &event, self.config.quota_validity_days, true).await {
+                    Ok(()) => {
+                        report.late_credited += 1;
+                        Ok(())
+                    }
+                    // Flagged for review: a person decides; the sweep has nothing more to do.
+                    Err(ApplyError::AmountMismatch { .. } | ApplyError::UnknownOrder | ApplyError::Unconfirmed) => {
+                        self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await.map(|_| ())
+                    }
+                    Err(ApplyError::Ledger(e)) => Err(e),
+                }
+            }
+            _ => self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await.map(|_| ()),
+        }
     }
 
     async fn reschedule_pending(&self, invoice: &Invoice, now: Timestamp) -> Result<(), LedgerError> {

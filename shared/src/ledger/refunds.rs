@@ -194,6 +194,25 @@ impl Ledger {
         self.conditional_update(update).await
     }
 
+    /// Puts an EXPIRED or CANCELLED invoice on the sweep's list to ask the gateway about it
+    /// again at `due_at` (a settlement that could not be confirmed yet). False when the invoice
+    /// is in neither status (a PENDING invoice is reconciled anyway).
+    pub async fn schedule_recheck(&self, invoice_id: &InvoiceId, due_at: Timestamp) -> Result<bool, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .update_expression("SET due_pk = :due_pk, due_at = :due")
+            .condition_expression("#status IN (:expired, :cancelled)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":due_pk", s(keys::due_pk(DueKind::Recheck, keys::shard_of(invoice_id.ulid()))))
+            .expression_attribute_values(":due", ts(due_at))
+            .expression_attribute_values(":expired", s(InvoiceStatus::Expired.as_str()))
+            .expression_attribute_values(":cancelled", s(InvoiceStatus::Cancelled.as_str()))
+            .build()?;
+        self.conditional_update(update).await
+    }
+
     /// Takes an invoice off the sweep's `kind` list when it is in `expected` status (nothing left
     /// to do). Work of another kind that a concurrent change put on it (a refund to submit, a
     /// quota expiry after a payment) stays.
