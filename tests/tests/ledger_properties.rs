@@ -191,6 +191,10 @@ struct MInv {
     /// What the gateway's status API says: (transaction_status, fraud_status).
     gateway: (&'static str, &'static str),
     refund_requests: u32,
+    /// During the current step: was it ever EXPIRED or CANCELLED, ever in another status? (A
+    /// webhook decides on what it read, and acts a little later.)
+    ended_seen: bool,
+    open_seen: bool,
 }
 
 /// What can be seen of an invoice from outside.
@@ -220,6 +224,8 @@ impl MInv {
             rescheduled: false,
             gateway: ("pending", "accept"),
             refund_requests: 0,
+            ended_seen: false,
+            open_seen: true,
         }
     }
 
@@ -233,6 +239,18 @@ impl MInv {
             refund: self.refund.as_ref().map(|r| (r.units, r.reason.to_owned(), r.status.to_owned())),
             flagged: self.flagged,
             refund_requests: self.refund_requests,
+        }
+    }
+
+    fn ended(&self) -> bool {
+        matches!(self.status, "EXPIRED" | "CANCELLED")
+    }
+
+    fn note_status(&mut self) {
+        if self.ended() {
+            self.ended_seen = true;
+        } else {
+            self.open_seen = true;
         }
     }
 
@@ -273,25 +291,32 @@ fn apply(m: &Model, act: Act, step: usize) -> Vec<(Model, Resp)> {
         Act::Notify { invoice: Some(i), kind, mode } => {
             let (status, fraud) = kind.gateway();
             let e = effect(status, fraud.unwrap_or("accept"));
-            let resp = match mode {
-                Mode::BadSignature => 401,
-                // A settlement of an invoice that already ended is believed only when the
-                // gateway's status API confirms it (whatever amount the notification says).
-                _ if e == Effect::Credit && matches!(m[i].status, "EXPIRED" | "CANCELLED") => {
-                    let said = effect(m[i].gateway.0, m[i].gateway.1);
-                    m[i].apply(said, (0, step));
-                    200
-                }
-                Mode::WrongAmount if e == Effect::Credit => {
-                    m[i].flagged = true;
-                    422
-                }
-                _ => {
-                    m[i].apply(e, (0, step));
-                    200
-                }
-            };
-            vec![(m, Resp::Http(resp))]
+            if mode == Mode::BadSignature {
+                return vec![(m, Resp::Http(401))];
+            }
+            if e != Effect::Credit {
+                m[i].apply(e, (0, step));
+                return vec![(m, Resp::Http(200))];
+            }
+            let mut out = Vec::new();
+            // A settlement of an invoice that already ended is believed only when the gateway's
+            // status API confirms it (whatever amount the notification says). The webhook
+            // decides on what it read, which may be a moment old.
+            if m[i].ended() || m[i].ended_seen {
+                let mut confirmed = m.clone();
+                let said = effect(m[i].gateway.0, m[i].gateway.1);
+                confirmed[i].apply(said, (0, step));
+                out.push((confirmed, Resp::Http(200)));
+            }
+            if mode == Mode::WrongAmount && (!m[i].ended() || m[i].open_seen) {
+                let mut flagged = m.clone();
+                flagged[i].flagged = true;
+                out.push((flagged, Resp::Http(422)));
+            } else if mode == Mode::Normal && !m[i].ended() {
+                m[i].apply(e, (0, step));
+                out.push((m, Resp::Http(200)));
+            }
+            out
         }
         Act::Refund(i) => {
             let ok = m[i].refund("requested", 0);
@@ -393,12 +418,18 @@ fn outcomes(m: &Model, acts: &[Act], step: usize) -> Vec<(Model, Vec<Resp>)> {
     {
         plans.extend(orders(acts).into_iter().map(|o| o.into_iter().filter(|&i| i != second).collect::<Vec<_>>()));
     }
+    let mut start = m.clone();
+    for inv in &mut start {
+        inv.ended_seen = inv.ended();
+        inv.open_seen = !inv.ended();
+    }
     for order in plans {
-        let mut states: Vec<(Model, Vec<Resp>)> = vec![(m.clone(), vec![Resp::Done; acts.len()])];
+        let mut states: Vec<(Model, Vec<Resp>)> = vec![(start.clone(), vec![Resp::Done; acts.len()])];
         for &i in &order {
             let mut next = Vec::new();
             for (s, resps) in &states {
-                for (s2, r) in apply(s, acts[i], step) {
+                for (mut s2, r) in apply(s, acts[i], step) {
+                    s2.iter_mut().for_each(MInv::note_status);
                     let mut resps = resps.clone();
                     resps[i] = r;
                     next.push((s2, resps));
