@@ -66,6 +66,9 @@ pub struct Transaction {
     /// Snap's `callbacks.finish` of the transaction request, if it gave one.
     #[serde(default)]
     pub finish_url: Option<String>,
+    /// When the payment page closes (WIB, as Midtrans prints it), from the request's `expiry`.
+    #[serde(default)]
+    pub expiry_time: Option<String>,
 }
 
 impl Transaction {
@@ -119,6 +122,9 @@ fn transaction_json(t: &Transaction, server_key: &str, status_message: &str) -> 
     });
     if let Some(settled) = &t.settlement_time {
         v["settlement_time"] = json!(settled);
+    }
+    if let Some(expiry) = &t.expiry_time {
+        v["expiry_time"] = json!(expiry);
     }
     if !t.refunds.is_empty() {
         v["refund_amount"] = json!(gross_amount_string(t.refunded()));
@@ -532,6 +538,10 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
             let _ = released.await;
         }
     }
+    let expiry_time = match snap_expiry(&request["expiry"]) {
+        Ok(expiry) => expiry.map(wib_time),
+        Err(message) => return midtrans_error(StatusCode::BAD_REQUEST, message),
+    };
     let mut transactions = state.transactions();
     if let Some(existing) = transactions.get(order_id) {
         // Midtrans refuses a reused order_id. The simulator answers a retry of the very same
@@ -557,12 +567,34 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
             settlement_time: None,
             refunds: Vec::new(),
             finish_url: request["callbacks"]["finish"].as_str().filter(|u| is_http_url(u)).map(str::to_owned),
+            expiry_time,
         },
     );
     drop(transactions);
     state.save();
     let body = json!({"token": token, "redirect_url": redirect_url(&state, &token)});
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// Snap's optional `expiry` (`start_time` "yyyy-MM-dd HH:mm:ss Z", `unit`, `duration`): when the
+/// payment page closes. Absent: `None` (Snap's default applies).
+fn snap_expiry(expiry: &Value) -> Result<Option<DateTime<Utc>>, &'static str> {
+    if expiry.is_null() {
+        return Ok(None);
+    }
+    const BAD: &str = "expiry must have start_time (yyyy-MM-dd HH:mm:ss Z), unit (minute, hour, day) and a positive duration";
+    let start = match expiry["start_time"].as_str() {
+        None => Utc::now(),
+        Some(s) => DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S %z").map_err(|_| BAD)?.to_utc(),
+    };
+    let duration = expiry["duration"].as_i64().filter(|d| (1..=1_000_000).contains(d)).ok_or(BAD)?;
+    let unit = match expiry["unit"].as_str() {
+        Some("minute" | "minutes") => chrono::Duration::minutes(1),
+        Some("hour" | "hours") => chrono::Duration::hours(1),
+        Some("day" | "days") => chrono::Duration::days(1),
+        _ => return Err(BAD),
+    };
+    Ok(Some(start + unit * i32::try_from(duration).map_err(|_| BAD)?))
 }
 
 fn redirect_url(state: &SimState, token: &str) -> String {

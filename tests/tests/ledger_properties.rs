@@ -43,6 +43,7 @@ const VALIDITY_DAYS: i64 = 3;
 const EXPIRY_MINUTES: i64 = 1200;
 const RECONCILE_MINUTES: i64 = 7;
 const UNIT_PRICE: u64 = 12_000;
+const LATE_SETTLEMENT_GRACE_HOURS: i64 = 48;
 const DEFAULT_SEED: u64 = 0x00e0_e7e2_a114_0014;
 
 /// When a sweep runs, relative to the wall clock at its step: the epochs of the model.
@@ -195,6 +196,9 @@ struct MInv {
     /// webhook decides on what it read, and acts a little later.)
     ended_seen: bool,
     open_seen: bool,
+    /// When it ended EXPIRED or CANCELLED (epoch), until the sweep's last look at the gateway
+    /// after the grace period (only a sweep at epoch 3 is that late, for endings before it).
+    ended_at: Option<u8>,
 }
 
 /// What can be seen of an invoice from outside.
@@ -226,6 +230,7 @@ impl MInv {
             refund_requests: 0,
             ended_seen: false,
             open_seen: true,
+            ended_at: None,
         }
     }
 
@@ -260,9 +265,16 @@ impl MInv {
                 self.status = "PAID";
                 self.remaining = self.quantity;
                 self.paid = Some(at);
+                self.ended_at = None;
             }
-            ("PENDING", Effect::Expire) => self.status = "EXPIRED",
-            ("PENDING", Effect::Cancel) => self.status = "CANCELLED",
+            ("PENDING", Effect::Expire) => {
+                self.status = "EXPIRED";
+                self.ended_at = Some(at.0);
+            }
+            ("PENDING", Effect::Cancel) => {
+                self.status = "CANCELLED";
+                self.ended_at = Some(at.0);
+            }
             _ => {}
         }
     }
@@ -326,9 +338,22 @@ fn apply(m: &Model, act: Act, step: usize) -> Vec<(Model, Resp)> {
             for inv in m.iter_mut() {
                 if inv.status == "PENDING" && (epoch >= 2 || (epoch == 1 && !inv.rescheduled)) {
                     match effect(inv.gateway.0, inv.gateway.1) {
-                        Effect::Nothing if epoch >= 2 => inv.status = "EXPIRED",
+                        // Past `expires_at`, expired only on the gateway's word that it is
+                        // not paid (still waiting); a capture under review is not that.
+                        Effect::Nothing if epoch >= 2 && inv.gateway.0 == "pending" => inv.apply(Effect::Expire, (epoch, step)),
                         Effect::Nothing => inv.rescheduled = true,
                         e => inv.apply(e, (epoch, step)),
+                    }
+                }
+            }
+            // The last look at ended invoices, once the grace period is over.
+            if epoch == 3 {
+                for inv in m.iter_mut() {
+                    if inv.ended() && inv.ended_at.is_some_and(|e| e < 3) {
+                        inv.ended_at = None;
+                        if effect(inv.gateway.0, inv.gateway.1) == Effect::Credit {
+                            inv.apply(Effect::Credit, (epoch, step));
+                        }
                     }
                 }
             }
@@ -1030,6 +1055,7 @@ async fn the_ledger_agrees_with_a_model_of_what_was_delivered() {
         ("EMETERAI_INVOICE_EXPIRY_MINUTES", EXPIRY_MINUTES.to_string()),
         ("EMETERAI_RECONCILE_AFTER_MINUTES", RECONCILE_MINUTES.to_string()),
         ("EMETERAI_UNIT_PRICE", UNIT_PRICE.to_string()),
+        ("EMETERAI_LATE_SETTLEMENT_GRACE_HOURS", LATE_SETTLEMENT_GRACE_HOURS.to_string()),
     ];
     let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut lane_runs = Vec::new();

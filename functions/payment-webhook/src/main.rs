@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let service = PaymentWebhookService {
         ledger: Ledger::from_sdk_config(&aws_sdk_config().await, &config.table),
         server_key: config.midtrans.server_key.clone(),
-        quota_validity_days: config.quota_validity_days,
+        policy: config.payment_policy(),
         gateway: MidtransClient::new(&config.midtrans)?,
         recheck_after: config.reconcile_after,
     };

@@ -45,6 +45,9 @@ pub enum RefundReason {
     Requested,
     /// The quota's validity ended with units unused (the sweep).
     Expired,
+    /// The payment settled only after the invoice ended and its grace period passed, and the
+    /// configuration says to refund such payments (`EMETERAI_REFUND_LATE_PAYMENTS`).
+    LatePayment,
 }
 
 impl RefundReason {
@@ -52,12 +55,14 @@ impl RefundReason {
         match self {
             Self::Requested => "requested",
             Self::Expired => "expired",
+            Self::LatePayment => "late_payment",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "requested" => Self::Requested,
             "expired" => Self::Expired,
+            "late_payment" => Self::LatePayment,
             _ => return None,
         })
     }

@@ -4,7 +4,7 @@ use http::Method;
 use serde_json::json;
 
 use super::json_body;
-use crate::config::Secret;
+use crate::config::{PaymentPolicy, Secret};
 use super::payments::{ApplyError, apply_outcome};
 use crate::domain::ids::OrderId;
 use crate::domain::notification::Notification;
@@ -19,7 +19,7 @@ use crate::midtrans::{MidtransClient, signature};
 pub struct PaymentWebhookService {
     pub ledger: Ledger,
     pub server_key: Secret,
-    pub quota_validity_days: u32,
+    pub policy: PaymentPolicy,
     /// The status API, asked when a notification's signed fields do not vouch for what it says.
     pub gateway: MidtransClient,
     /// When the gateway cannot be asked, the sweep asks again this much later.
@@ -63,7 +63,7 @@ impl PaymentWebhookService {
             return self.confirm(&order, now).await;
         }
         let event = PaymentEvent::of(report, now);
-        match apply_outcome(&self.ledger, &order, report.outcome(), &event, self.quota_validity_days, false).await {
+        match apply_outcome(&self.ledger, &order, report.outcome(), &event, &self.policy, false).await {
             Err(ApplyError::Unconfirmed) => self.confirm(&order, now).await,
             other => self.answer(other),
         }
@@ -88,7 +88,7 @@ impl PaymentWebhookService {
         match self.gateway.status(order).await {
             Ok(Some(said)) if said.order_id == order.to_string() && said.signed_consistent() => {
                 let event = PaymentEvent::of(&said, now);
-                let applied = apply_outcome(&self.ledger, order, said.outcome(), &event, self.quota_validity_days, true).await;
+                let applied = apply_outcome(&self.ledger, order, said.outcome(), &event, &self.policy, true).await;
                 self.answer(applied)
             }
             Ok(said) => {

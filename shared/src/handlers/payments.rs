@@ -2,6 +2,7 @@
 //! (webhook) or the gateway's status API (the sweep's reconciliation). One path, so a payment
 //! whose notification never arrived is credited exactly as the webhook would.
 
+use crate::config::PaymentPolicy;
 use crate::domain::ids::OrderId;
 use crate::domain::invoice::{InvoiceStatus, Review, Transition, on_payment};
 use crate::domain::money::Rupiah;
@@ -34,7 +35,7 @@ pub async fn apply_outcome(
     order: &OrderId,
     outcome: PaymentOutcome,
     event: &PaymentEvent<'_>,
-    quota_validity_days: u32,
+    policy: &PaymentPolicy,
     confirmed: bool,
 ) -> Result<(), ApplyError> {
     for _ in 0..STALE_RETRIES {
@@ -62,7 +63,7 @@ pub async fn apply_outcome(
         }
         match on_payment(invoice.status, outcome) {
             Transition::Nothing => return Ok(()),
-            Transition::Move { to, .. } => match ledger.record_payment(&invoice, to, event, quota_validity_days).await? {
+            Transition::Move { to, .. } => match ledger.record_payment(&invoice, to, event, policy).await? {
                 Recorded::Applied => {
                     tracing::info!(invoice_id = %invoice.id, from = invoice.status.as_str(), to = to.as_str(), "payment recorded");
                     return Ok(());

@@ -52,6 +52,8 @@ pub struct SweepReport {
     /// EXPIRED or CANCELLED invoices asked about once more, and how many had been paid after all.
     pub rechecked: u32,
     pub late_credited: u32,
+    /// Late payments refunded instead (`EMETERAI_REFUND_LATE_PAYMENTS`).
+    pub late_refunds: u32,
     pub errors: u32,
 }
 
@@ -122,16 +124,17 @@ impl SweepService {
         let gateway_says = match self.gateway.status(&order).await {
             Ok(status) => status,
             Err(e) => {
-                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable");
+                // Unknown is never "not paid": the invoice stays PENDING and is asked about again.
+                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable; asked again next run");
                 report.errors += 1;
-                None
+                return self.reschedule_pending(invoice, now).await;
             }
         };
         if let Some(said) = &gateway_says {
-            let outcome = said.outcome();
+            let outcome = if said.signed_consistent() { said.outcome() } else { PaymentOutcome::NoChange };
             if outcome != PaymentOutcome::NoChange {
                 let event = PaymentEvent::of(said, now);
-                return match apply_outcome(&self.ledger, &order, outcome, &event, self.config.quota_validity_days, true).await {
+                return match apply_outcome(&self.ledger, &order, outcome, &event, &self.config.payment_policy(), true).await {
                     Ok(()) => {
                         match outcome {
                             PaymentOutcome::Settled => report.credited += 1,
@@ -148,7 +151,10 @@ impl SweepService {
                 };
             }
         }
-        if now >= invoice.expires_at {
+        // Expired only on the gateway's word that it is not paid: it never saw the order, or the
+        // order is still waiting for payment (a capture under review, say, is not "not paid").
+        let not_paid = gateway_says.as_ref().is_none_or(|said| said.transaction_status == "pending");
+        if now >= invoice.expires_at && not_paid {
             let amount = invoice.amount.to_gross_amount();
             let event = PaymentEvent {
                 transaction_status: "expire",
@@ -158,7 +164,7 @@ impl SweepService {
                 payment_type: None,
                 received_at: now,
             };
-            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, self.config.quota_validity_days, true).await {
+            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, &self.config.payment_policy(), true).await {
                 Ok(()) => {
                     report.expired += 1;
                     Ok(())
@@ -201,9 +207,12 @@ impl SweepService {
         match said {
             Some(said) if said.outcome() == PaymentOutcome::Settled && said.signed_consistent() => {
                 let event = PaymentEvent::of(&said, now);
-                match apply_outcome(&self.ledger, &order, PaymentOutcome::Settled, &event, self.config.quota_validity_days, true).await {
+                match apply_outcome(&self.ledger, &order, PaymentOutcome::Settled, &event, &self.config.payment_policy(), true).await {
                     Ok(()) => {
                         report.late_credited += 1;
+                        if self.config.refund_late_payments {
+                            self.refund_late_payment(invoice, now, report).await?;
+                        }
                         Ok(())
                     }
                     // Flagged for review: a person decides; the sweep has nothing more to do.
@@ -215,6 +224,15 @@ impl SweepService {
             }
             _ => self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await.map(|_| ()),
         }
+    }
+
+    /// By configuration, a payment found only after the grace period goes back in full.
+    async fn refund_late_payment(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        let Some(paid) = self.ledger.invoice(&invoice.id).await? else { return Ok(()) };
+        if let RefundRequested::Created(_) = self.ledger.request_refund(&paid, RefundReason::LatePayment, now).await? {
+            report.late_refunds += 1;
+        }
+        Ok(())
     }
 
     async fn reschedule_pending(&self, invoice: &Invoice, now: Timestamp) -> Result<(), LedgerError> {
@@ -275,6 +293,7 @@ impl SweepService {
         let reason = match refund.reason {
             RefundReason::Requested => "e-Meterai: unused units refunded on request",
             RefundReason::Expired => "e-Meterai: unused units refunded at quota expiry",
+            RefundReason::LatePayment => "e-Meterai: payment settled after the invoice ended, refunded in full",
         };
         let refund_key = refund.refund_id.to_string();
         match self.gateway.refund(&invoice.id.order_id(), &refund_key, refund.amount, reason).await {

@@ -8,10 +8,26 @@ use serde_json::json;
 
 use crate::config::{MidtransConfig, Secret};
 use crate::domain::ids::OrderId;
-use crate::domain::invoice::PaymentLink;
+use crate::domain::invoice::{Invoice, PaymentLink};
 use crate::domain::money::Rupiah;
 use crate::domain::notification::TransactionReport;
-use crate::domain::quantity::Quantity;
+use crate::domain::time::Timestamp;
+
+/// Midtrans reads and prints times in Western Indonesia Time.
+const WIB_OFFSET_SECONDS: i32 = 7 * 3600;
+
+/// Snap's `expiry`: from the invoice's creation (whole seconds, WIB) for as many whole minutes as
+/// the invoice lives, so the payment page closes when the invoice expires.
+pub fn snap_expiry(created_at: Timestamp, expires_at: Timestamp) -> serde_json::Value {
+    let start = chrono::DateTime::from_timestamp(created_at.timestamp(), 0).unwrap_or(created_at);
+    let wib = chrono::FixedOffset::east_opt(WIB_OFFSET_SECONDS).unwrap_or_else(|| chrono::FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
+    let minutes = (expires_at - start).num_minutes().max(1);
+    json!({
+        "start_time": start.with_timezone(&wib).format("%Y-%m-%d %H:%M:%S %z").to_string(),
+        "unit": "minute",
+        "duration": minutes,
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -70,22 +86,19 @@ impl MidtransClient {
         format!("Basic {}", STANDARD.encode(format!("{}:", self.server_key.expose())))
     }
 
-    /// Snap create-transaction: a payment page for the order.
-    pub async fn create_payment(
-        &self,
-        order_id: &OrderId,
-        unit_price: Rupiah,
-        quantity: Quantity,
-        amount: Rupiah,
-    ) -> Result<PaymentLink, GatewayError> {
+    /// Snap create-transaction: a payment page for the invoice's order, which the gateway
+    /// expires exactly when the invoice does.
+    pub async fn create_payment(&self, invoice: &Invoice) -> Result<PaymentLink, GatewayError> {
+        let order_id = invoice.id.order_id();
         let body = json!({
-            "transaction_details": {"order_id": order_id.to_string(), "gross_amount": amount.get()},
+            "transaction_details": {"order_id": order_id.to_string(), "gross_amount": invoice.amount.get()},
             "item_details": [{
                 "id": "e-meterai-10000",
-                "price": unit_price.get(),
-                "quantity": quantity.get(),
+                "price": invoice.unit_price.get(),
+                "quantity": invoice.quantity.get(),
                 "name": "e-Meterai Rp10.000",
             }],
+            "expiry": snap_expiry(invoice.created_at, invoice.expires_at),
         });
         let response = self
             .http
