@@ -152,6 +152,11 @@ struct SimState {
     /// The merchant's "Finish Redirect URL" (a Midtrans dashboard setting): where the payment
     /// page sends the payer back to when the transaction request named none.
     finish_redirect_url: Mutex<Option<String>>,
+    /// Core API errors answered as Midtrans does for many of them: HTTP 200, the failure in the
+    /// body's `status_code` (tests turn this on to hold the client to reading the body).
+    errors_in_body: std::sync::atomic::AtomicBool,
+    /// Refunds of these orders are refused with this `status_code` (412: for good; 5xx: for now).
+    refund_refusals: Mutex<HashMap<String, u16>>,
     /// Refund API requests received, per order id (every request, replays included).
     refund_requests: Mutex<HashMap<String, u32>>,
     /// While set, every Snap transaction request is held until the test releases it.
@@ -324,6 +329,8 @@ impl MidtransSim {
             finish_redirect_url: Mutex::new(None),
             refund_requests: Mutex::new(HashMap::new()),
             snap_hold: Mutex::new(None),
+            errors_in_body: std::sync::atomic::AtomicBool::new(false),
+            refund_refusals: Mutex::new(HashMap::new()),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
@@ -348,6 +355,22 @@ impl MidtransSim {
     /// Sets the merchant's Finish Redirect URL (the payer returns there after paying).
     pub fn set_finish_redirect_url(&self, url: Option<String>) {
         *self.state.finish_redirect_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    /// Answers Core API errors of the refund API with HTTP 200 and the failure only in the
+    /// body's `status_code`, as Midtrans does.
+    pub fn set_errors_in_body(&self, on: bool) {
+        self.state.errors_in_body.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Refuses every refund of `order_id` with `status_code` (e.g. 412 for good, 503 for now)
+    /// until called with `None`. A refund already approved under a refund key still replays.
+    pub fn refuse_refunds(&self, order_id: &str, status_code: Option<u16>) {
+        let mut refusals = self.state.refund_refusals.lock().unwrap_or_else(|e| e.into_inner());
+        match status_code {
+            Some(code) => refusals.insert(order_id.to_owned(), code),
+            None => refusals.remove(order_id),
+        };
     }
 
     pub fn server_key(&self) -> &str {
@@ -463,6 +486,16 @@ fn router(state: Arc<SimState>) -> Router {
         .fallback(|| async { midtrans_error(StatusCode::NOT_FOUND, "The requested resource is not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// An error of the Core API: under HTTP `status`, or (when the simulator is set so) under HTTP
+/// 200 with the failure only in the body, which is how Midtrans answers many of them.
+fn core_error(state: &SimState, status: StatusCode, message: &str) -> Response {
+    let mut response = midtrans_error(status, message);
+    if state.errors_in_body.load(std::sync::atomic::Ordering::SeqCst) {
+        *response.status_mut() = StatusCode::OK;
+    }
+    response
 }
 
 fn midtrans_error(status: StatusCode, message: &str) -> Response {
@@ -627,30 +660,40 @@ async fn refund(
         Err(r) => return r,
     };
     let Some(refund_key) = request["refund_key"].as_str().filter(|k| !k.is_empty() && k.len() <= 100) else {
-        return midtrans_error(StatusCode::BAD_REQUEST, "refund_key is required (1 to 100 characters)");
+        return core_error(&state, StatusCode::BAD_REQUEST, "refund_key is required (1 to 100 characters)");
     };
     let replay_key = (order_id.clone(), refund_key.to_owned());
     let mut responses = state.refund_responses.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((status, body)) = responses.get(&replay_key) {
         return (*status, axum::Json(body.clone())).into_response();
     }
+    let refused = state.refund_refusals.lock().unwrap_or_else(|e| e.into_inner()).get(&order_id).copied();
+    if let Some(code) = refused {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::PRECONDITION_FAILED);
+        let message = if status.is_server_error() {
+            "Sorry, we encountered internal server error. We will fix this soon."
+        } else {
+            "Merchant cannot modify the status of the transaction"
+        };
+        return core_error(&state, status, message);
+    }
     let mut transactions = state.transactions();
     let Some(t) = transactions.get_mut(&order_id) else {
-        return midtrans_error(StatusCode::NOT_FOUND, "Transaction doesn't exist.");
+        return core_error(&state, StatusCode::NOT_FOUND, "Transaction doesn't exist.");
     };
     if !matches!(t.transaction_status.as_str(), "settlement" | "capture" | "partial_refund") {
-        return midtrans_error(StatusCode::PRECONDITION_FAILED, "Merchant cannot modify the status of the transaction");
+        return core_error(&state, StatusCode::PRECONDITION_FAILED, "Merchant cannot modify the status of the transaction");
     }
     let remaining = t.gross_amount - t.refunded();
     let amount = match request.get("amount").filter(|a| !a.is_null()) {
         None => remaining,
         Some(a) => match parse_amount(a) {
             Some(a) => a,
-            None => return midtrans_error(StatusCode::BAD_REQUEST, "amount must be a positive whole amount"),
+            None => return core_error(&state, StatusCode::BAD_REQUEST, "amount must be a positive whole amount"),
         },
     };
     if amount > remaining {
-        return midtrans_error(StatusCode::PRECONDITION_FAILED, "Refund amount exceeds the refundable amount");
+        return core_error(&state, StatusCode::PRECONDITION_FAILED, "Refund amount exceeds the refundable amount");
     }
     let chargeback_id = rand::random::<u32>() as u64;
     t.refunds.push(Refund {

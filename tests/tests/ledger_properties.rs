@@ -374,8 +374,9 @@ fn apply(m: &Model, act: Act, step: usize) -> Vec<(Model, Resp)> {
                         r.status = "COMPLETED";
                         inv.gateway.0 = if r.units == quantity { "refund" } else { "partial_refund" };
                     } else {
-                        r.status = "FAILED";
-                        r.due_epoch = epoch;
+                        // The gateway refuses it (the transaction is not settled there): for
+                        // good, a person looks; never retried, never shown as paid back.
+                        r.status = "NEEDS_REVIEW";
                     }
                 }
             }

@@ -19,12 +19,21 @@ use crate::ledger::invoices::PaymentEvent;
 use crate::ledger::keys::DueKind;
 use crate::ledger::refunds::RefundRequested;
 use crate::ledger::{Ledger, LedgerError};
-use crate::midtrans::MidtransClient;
+use crate::midtrans::{MidtransClient, RefundAnswer};
 
 /// Items per due-index shard per kind per run.
 pub const BATCH_PER_SHARD: i32 = 25;
 /// A submitted refund not confirmed by then is submitted again (same refund key: same refund).
 const SUBMISSION_TIMEOUT_MINUTES: i64 = 5;
+/// A refund that failed this many times (about five days of backoff) goes to a person.
+pub const MAX_REFUND_ATTEMPTS: u32 = 12;
+
+/// How long after its `attempts`-th failure a refund is tried again: 5 minutes, doubling, at
+/// most a day.
+pub fn refund_backoff(attempts: u32) -> chrono::Duration {
+    let minutes = 5i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(20));
+    chrono::Duration::minutes(minutes.min(24 * 60))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -49,6 +58,8 @@ pub struct SweepReport {
     pub quota_refunds: u32,
     pub refunds_completed: u32,
     pub refunds_failed: u32,
+    /// Refunds the gateway refused for good (or that kept failing): NEEDS_REVIEW.
+    pub refunds_needing_review: u32,
     /// EXPIRED or CANCELLED invoices asked about once more, and how many had been paid after all.
     pub rechecked: u32,
     pub late_credited: u32,
@@ -282,7 +293,8 @@ impl SweepService {
             return Ok(());
         };
         if !refund.status.needs_submission() {
-            self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Completed], RefundStatus::Completed, None, now).await?;
+            // COMPLETED or NEEDS_REVIEW: nothing for the sweep to do; off the list.
+            self.ledger.set_refund_status(&invoice.id, &[refund.status], refund.status, None, now).await?;
             return Ok(());
         }
         let retry_at = now + chrono::Duration::minutes(SUBMISSION_TIMEOUT_MINUTES);
@@ -296,15 +308,31 @@ impl SweepService {
             RefundReason::LatePayment => "e-Meterai: payment settled after the invoice ended, refunded in full",
         };
         let refund_key = refund.refund_id.to_string();
+        let attempts = refund.attempts.saturating_add(1);
         match self.gateway.refund(&invoice.id.order_id(), &refund_key, refund.amount, reason).await {
-            Ok(()) => {
+            Ok(RefundAnswer::Approved) => {
                 self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Submitted], RefundStatus::Completed, None, now).await?;
                 report.refunds_completed += 1;
             }
+            Ok(RefundAnswer::Refused { status_code, message }) => {
+                tracing::error!(invoice_id = %invoice.id, status_code, message, "gateway refused the refund for good; needs review");
+                let note = format!("refused: status_code {status_code}: {message}");
+                self.ledger.refund_attempt_failed(&invoice.id, RefundStatus::NeedsReview, attempts, &note, None, now).await?;
+                report.refunds_needing_review += 1;
+            }
+            Err(e) if attempts >= MAX_REFUND_ATTEMPTS => {
+                tracing::error!(error = %e, invoice_id = %invoice.id, attempts, "refund kept failing; needs review");
+                let note = format!("gave up after {attempts} attempts: {e}");
+                self.ledger.refund_attempt_failed(&invoice.id, RefundStatus::NeedsReview, attempts, &note, None, now).await?;
+                report.refunds_needing_review += 1;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway refused or failed the refund; retried next run");
-                // Due again at once: the next run (a later "now") retries it.
-                self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Submitted], RefundStatus::Failed, Some(now), now).await?;
+                // Backoff: a failing refund moves later in the due index, so it never holds up
+                // newer ones (the index is read earliest first, a bounded batch per run).
+                let retry_at = now + refund_backoff(attempts);
+                tracing::warn!(error = %e, invoice_id = %invoice.id, attempts, %retry_at, "refund failed; retried later");
+                let note = format!("attempt {attempts} failed: {e}");
+                self.ledger.refund_attempt_failed(&invoice.id, RefundStatus::Failed, attempts, &note, Some(retry_at), now).await?;
                 report.refunds_failed += 1;
             }
         }
@@ -312,3 +340,15 @@ impl SweepService {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_backoff_doubles_up_to_a_day() {
+        let minutes: Vec<i64> = (1..=12).map(|a| refund_backoff(a).num_minutes()).collect();
+        assert_eq!(minutes, [5, 10, 20, 40, 80, 160, 320, 640, 1280, 1440, 1440, 1440]);
+        assert_eq!(refund_backoff(u32::MAX).num_minutes(), 1440);
+    }
+}

@@ -398,6 +398,8 @@ pub(crate) fn invoice_from_item(item: &Item) -> Result<Invoice, LedgerError> {
             reason: RefundReason::parse(m.str("reason")?).ok_or_else(|| corrupt("refund reason"))?,
             requested_at: m.time("requested_at")?,
             updated_at: m.time("updated_at")?,
+            attempts: m.opt_u64("attempts")?.map_or(Ok(0), |a| u32::try_from(a).map_err(|_| corrupt("refund attempts")))?,
+            note: m.opt_str("note").map(str::to_owned),
         })
     });
     Ok(Invoice {

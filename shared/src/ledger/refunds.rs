@@ -50,6 +50,8 @@ impl Ledger {
                 reason,
                 requested_at: now,
                 updated_at: now,
+                attempts: 0,
+                note: None,
             };
             match self.transact(self.refund_actions(&current, &summary)?).await {
                 Ok(()) => return Ok(RefundRequested::Created(summary)),
@@ -177,6 +179,37 @@ impl Ledger {
             .expression_attribute_values(":retry", ts(retry_at))
             .build()?;
         self.conditional_update(update).await
+    }
+
+    /// Records a failed or refused submission of a SUBMITTED refund: `to` (FAILED, due again at
+    /// `next_due`, or NEEDS_REVIEW, off the list), the attempt count and the gateway's words.
+    /// False when the refund was not SUBMITTED any more (another sweep finished it).
+    pub async fn refund_attempt_failed(
+        &self,
+        invoice_id: &InvoiceId,
+        to: RefundStatus,
+        attempts: u32,
+        note: &str,
+        next_due: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, LedgerError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .condition_expression("refund.#status = :submitted")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":submitted", s(RefundStatus::Submitted.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":attempts", n(attempts))
+            .expression_attribute_values(":note", s(note.chars().take(300).collect::<String>()))
+            .expression_attribute_values(":now", ts(now));
+        const SET: &str = "SET refund.#status = :to, refund.updated_at = :now, refund.attempts = :attempts, refund.note = :note";
+        update = match next_due {
+            Some(due) => update.update_expression(format!("{SET}, due_at = :due")).expression_attribute_values(":due", ts(due)),
+            None => update.update_expression(format!("{SET} REMOVE due_pk, due_at")),
+        };
+        self.conditional_update(update.build()?).await
     }
 
     /// Sets when the sweep next looks at an invoice still in `expected` status.

@@ -37,6 +37,44 @@ pub enum GatewayError {
     Status { status: u16 },
     #[error("payment gateway answered with an unexpected body")]
     BadBody(#[source] reqwest::Error),
+    /// The Core API's body reports a failure worth retrying (5xx, 429, or our credentials).
+    #[error("payment gateway declined for now: status_code {status_code}: {message}")]
+    Declined { status_code: String, message: String },
+}
+
+/// What the refund API decided, read from the body's `status_code` (Midtrans' Core API reports
+/// the outcome there, whatever the HTTP status). A failure worth retrying is an `Err`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundAnswer {
+    /// `status_code` 200: the refund is approved.
+    Approved,
+    /// A 4xx `status_code` (other than 401, 403, 429): refused for good; a person must look.
+    Refused { status_code: String, message: String },
+}
+
+/// Reads a Core API answer's `status_code` (a string, sometimes a number) and message.
+fn body_status(body: &serde_json::Value) -> Option<(u16, String, String)> {
+    let code = match &body["status_code"] {
+        serde_json::Value::String(s) => s.trim().to_owned(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let number = code.parse::<u16>().ok()?;
+    let message = body["status_message"].as_str().unwrap_or_default().chars().take(200).collect();
+    Some((number, code, message))
+}
+
+/// Judges a refund answer by the body's `status_code`; the HTTP status only when there is none.
+pub fn judge_refund(http_status: u16, body: &[u8]) -> Result<RefundAnswer, GatewayError> {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+    match parsed.as_ref().and_then(body_status) {
+        Some((200, _, _)) if http_status < 400 => Ok(RefundAnswer::Approved),
+        Some((n, status_code, message)) if (400..500).contains(&n) && !matches!(n, 401 | 403 | 429) => {
+            Ok(RefundAnswer::Refused { status_code, message })
+        }
+        Some((_, status_code, message)) => Err(GatewayError::Declined { status_code, message }),
+        None => Err(GatewayError::Status { status: http_status }),
+    }
 }
 
 
@@ -140,8 +178,9 @@ impl MidtransClient {
         Ok(Some(status))
     }
 
-    /// Core API refund; `refund_key` makes a retry the same refund, never a second one.
-    pub async fn refund(&self, order_id: &OrderId, refund_key: &str, amount: Rupiah, reason: &str) -> Result<(), GatewayError> {
+    /// Core API refund; `refund_key` makes a retry the same refund, never a second one. Judged by
+    /// the body's `status_code`: an HTTP 200 carrying `"status_code": "412"` is a refusal.
+    pub async fn refund(&self, order_id: &OrderId, refund_key: &str, amount: Rupiah, reason: &str) -> Result<RefundAnswer, GatewayError> {
         let response = self
             .http
             .post(format!("{}/v2/{order_id}/refund", self.api_base_url))
@@ -151,9 +190,29 @@ impl MidtransClient {
             .send()
             .await
             .map_err(GatewayError::Unreachable)?;
-        if !response.status().is_success() {
-            return Err(GatewayError::Status { status: response.status().as_u16() });
+        let http_status = response.status().as_u16();
+        let body = response.bytes().await.map_err(GatewayError::BadBody)?;
+        judge_refund(http_status, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refunds_are_judged_by_the_body() {
+        let ok = br#"{"status_code": "200", "status_message": "Success, refund request is approved"}"#;
+        assert_eq!(judge_refund(200, ok).ok(), Some(RefundAnswer::Approved));
+        let refused = br#"{"status_code": "412", "status_message": "Merchant cannot modify the status of the transaction"}"#;
+        assert!(matches!(judge_refund(200, refused), Ok(RefundAnswer::Refused { ref status_code, .. }) if status_code == "412"));
+        assert!(matches!(judge_refund(412, refused), Ok(RefundAnswer::Refused { .. })));
+        assert!(matches!(judge_refund(200, br#"{"status_code": 404}"#), Ok(RefundAnswer::Refused { .. })));
+        for transient in [&br#"{"status_code": "500"}"#[..], br#"{"status_code": "429"}"#, br#"{"status_code": "401"}"#, br#"{"status_code": "201"}"#] {
+            assert!(matches!(judge_refund(200, transient), Err(GatewayError::Declined { .. })), "{transient:?}");
         }
-        Ok(())
+        assert!(matches!(judge_refund(200, b"<html>"), Err(GatewayError::Status { status: 200 })));
+        assert!(matches!(judge_refund(502, b""), Err(GatewayError::Status { status: 502 })));
+        assert!(matches!(judge_refund(500, ok), Err(GatewayError::Declined { .. })), "a 200 body under HTTP 500 is not trusted");
     }
 }
