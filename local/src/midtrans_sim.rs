@@ -66,6 +66,9 @@ pub struct Transaction {
     /// Snap's `callbacks.finish` of the transaction request, if it gave one.
     #[serde(default)]
     pub finish_url: Option<String>,
+    /// When the payment page closes (WIB, as Midtrans prints it), from the request's `expiry`.
+    #[serde(default)]
+    pub expiry_time: Option<String>,
 }
 
 impl Transaction {
@@ -120,6 +123,9 @@ fn transaction_json(t: &Transaction, server_key: &str, status_message: &str) -> 
     if let Some(settled) = &t.settlement_time {
         v["settlement_time"] = json!(settled);
     }
+    if let Some(expiry) = &t.expiry_time {
+        v["expiry_time"] = json!(expiry);
+    }
     if !t.refunds.is_empty() {
         v["refund_amount"] = json!(gross_amount_string(t.refunded()));
         v["refunds"] = json!(t.refunds.iter().map(|r| json!({
@@ -146,6 +152,11 @@ struct SimState {
     /// The merchant's "Finish Redirect URL" (a Midtrans dashboard setting): where the payment
     /// page sends the payer back to when the transaction request named none.
     finish_redirect_url: Mutex<Option<String>>,
+    /// Core API errors answered as Midtrans does for many of them: HTTP 200, the failure in the
+    /// body's `status_code` (tests turn this on to hold the client to reading the body).
+    errors_in_body: std::sync::atomic::AtomicBool,
+    /// Refunds of these orders are refused with this `status_code` (412: for good; 5xx: for now).
+    refund_refusals: Mutex<HashMap<String, u16>>,
 }
 
 /// The simulator's state on disk.
@@ -297,6 +308,8 @@ impl MidtransSim {
             http,
             store,
             finish_redirect_url: Mutex::new(None),
+            errors_in_body: std::sync::atomic::AtomicBool::new(false),
+            refund_refusals: Mutex::new(HashMap::new()),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
@@ -321,6 +334,22 @@ impl MidtransSim {
     /// Sets the merchant's Finish Redirect URL (the payer returns there after paying).
     pub fn set_finish_redirect_url(&self, url: Option<String>) {
         *self.state.finish_redirect_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    /// Answers Core API errors of the refund API with HTTP 200 and the failure only in the
+    /// body's `status_code`, as Midtrans does.
+    pub fn set_errors_in_body(&self, on: bool) {
+        self.state.errors_in_body.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Refuses every refund of `order_id` with `status_code` (e.g. 412 for good, 503 for now)
+    /// until called with `None`. A refund already approved under a refund key still replays.
+    pub fn refuse_refunds(&self, order_id: &str, status_code: Option<u16>) {
+        let mut refusals = self.state.refund_refusals.lock().unwrap_or_else(|e| e.into_inner());
+        match status_code {
+            Some(code) => refusals.insert(order_id.to_owned(), code),
+            None => refusals.remove(order_id),
+        };
     }
 
     pub fn server_key(&self) -> &str {
@@ -418,6 +447,16 @@ fn router(state: Arc<SimState>) -> Router {
         .with_state(state)
 }
 
+/// An error of the Core API: under HTTP `status`, or (when the simulator is set so) under HTTP
+/// 200 with the failure only in the body, which is how Midtrans answers many of them.
+fn core_error(state: &SimState, status: StatusCode, message: &str) -> Response {
+    let mut response = midtrans_error(status, message);
+    if state.errors_in_body.load(std::sync::atomic::Ordering::SeqCst) {
+        *response.status_mut() = StatusCode::OK;
+    }
+    response
+}
+
 fn midtrans_error(status: StatusCode, message: &str) -> Response {
     let body = json!({
         "status_code": status.as_u16().to_string(),
@@ -484,6 +523,10 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
     let Some(gross_amount) = parse_amount(&details["gross_amount"]) else {
         return midtrans_error(StatusCode::BAD_REQUEST, "transaction_details.gross_amount must be a positive whole amount");
     };
+    let expiry_time = match snap_expiry(&request["expiry"]) {
+        Ok(expiry) => expiry.map(wib_time),
+        Err(message) => return midtrans_error(StatusCode::BAD_REQUEST, message),
+    };
     let mut transactions = state.transactions();
     if let Some(existing) = transactions.get(order_id) {
         // Midtrans refuses a reused order_id. The simulator answers a retry of the very same
@@ -509,12 +552,34 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
             settlement_time: None,
             refunds: Vec::new(),
             finish_url: request["callbacks"]["finish"].as_str().filter(|u| is_http_url(u)).map(str::to_owned),
+            expiry_time,
         },
     );
     drop(transactions);
     state.save();
     let body = json!({"token": token, "redirect_url": redirect_url(&state, &token)});
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// Snap's optional `expiry` (`start_time` "yyyy-MM-dd HH:mm:ss Z", `unit`, `duration`): when the
+/// payment page closes. Absent: `None` (Snap's default applies).
+fn snap_expiry(expiry: &Value) -> Result<Option<DateTime<Utc>>, &'static str> {
+    if expiry.is_null() {
+        return Ok(None);
+    }
+    const BAD: &str = "expiry must have start_time (yyyy-MM-dd HH:mm:ss Z), unit (minute, hour, day) and a positive duration";
+    let start = match expiry["start_time"].as_str() {
+        None => Utc::now(),
+        Some(s) => DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S %z").map_err(|_| BAD)?.to_utc(),
+    };
+    let duration = expiry["duration"].as_i64().filter(|d| (1..=1_000_000).contains(d)).ok_or(BAD)?;
+    let unit = match expiry["unit"].as_str() {
+        Some("minute" | "minutes") => chrono::Duration::minutes(1),
+        Some("hour" | "hours") => chrono::Duration::hours(1),
+        Some("day" | "days") => chrono::Duration::days(1),
+        _ => return Err(BAD),
+    };
+    Ok(Some(start + unit * i32::try_from(duration).map_err(|_| BAD)?))
 }
 
 fn redirect_url(state: &SimState, token: &str) -> String {
@@ -546,30 +611,40 @@ async fn refund(
         Err(r) => return r,
     };
     let Some(refund_key) = request["refund_key"].as_str().filter(|k| !k.is_empty() && k.len() <= 100) else {
-        return midtrans_error(StatusCode::BAD_REQUEST, "refund_key is required (1 to 100 characters)");
+        return core_error(&state, StatusCode::BAD_REQUEST, "refund_key is required (1 to 100 characters)");
     };
     let replay_key = (order_id.clone(), refund_key.to_owned());
     let mut responses = state.refund_responses.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((status, body)) = responses.get(&replay_key) {
         return (*status, axum::Json(body.clone())).into_response();
     }
+    let refused = state.refund_refusals.lock().unwrap_or_else(|e| e.into_inner()).get(&order_id).copied();
+    if let Some(code) = refused {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::PRECONDITION_FAILED);
+        let message = if status.is_server_error() {
+            "Sorry, we encountered internal server error. We will fix this soon."
+        } else {
+            "Merchant cannot modify the status of the transaction"
+        };
+        return core_error(&state, status, message);
+    }
     let mut transactions = state.transactions();
     let Some(t) = transactions.get_mut(&order_id) else {
-        return midtrans_error(StatusCode::NOT_FOUND, "Transaction doesn't exist.");
+        return core_error(&state, StatusCode::NOT_FOUND, "Transaction doesn't exist.");
     };
     if !matches!(t.transaction_status.as_str(), "settlement" | "capture" | "partial_refund") {
-        return midtrans_error(StatusCode::PRECONDITION_FAILED, "Merchant cannot modify the status of the transaction");
+        return core_error(&state, StatusCode::PRECONDITION_FAILED, "Merchant cannot modify the status of the transaction");
     }
     let remaining = t.gross_amount - t.refunded();
     let amount = match request.get("amount").filter(|a| !a.is_null()) {
         None => remaining,
         Some(a) => match parse_amount(a) {
             Some(a) => a,
-            None => return midtrans_error(StatusCode::BAD_REQUEST, "amount must be a positive whole amount"),
+            None => return core_error(&state, StatusCode::BAD_REQUEST, "amount must be a positive whole amount"),
         },
     };
     if amount > remaining {
-        return midtrans_error(StatusCode::PRECONDITION_FAILED, "Refund amount exceeds the refundable amount");
+        return core_error(&state, StatusCode::PRECONDITION_FAILED, "Refund amount exceeds the refundable amount");
     }
     let chargeback_id = rand::random::<u32>() as u64;
     t.refunds.push(Refund {

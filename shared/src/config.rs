@@ -40,6 +40,11 @@ pub struct Config {
     pub bucket: Option<String>,
     pub unit_price: Rupiah,
     pub quota_validity_days: u32,
+    /// How long after an invoice ended (EXPIRED or CANCELLED) the sweep asks the gateway once
+    /// more, long enough for any payment method's late settlement.
+    pub late_settlement_grace: chrono::Duration,
+    /// A settlement found by that last look is refunded in full instead of credited.
+    pub refund_late_payments: bool,
     pub invoice_expiry: chrono::Duration,
     pub reconcile_after: chrono::Duration,
     /// Public base URL of the API; the QR code of a stamp points at `{this}/v1/verify/{serial}`.
@@ -57,7 +62,19 @@ pub enum ConfigError {
 
 pub const LOCAL_MIDTRANS_SERVER_KEY: &str = "SB-Mid-server-LOCAL";
 
+/// What a payment outcome does besides moving the invoice: how long credited quota stays valid,
+/// and when an ended invoice gets its last look at the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentPolicy {
+    pub quota_validity_days: u32,
+    pub late_settlement_grace: chrono::Duration,
+}
+
 impl Config {
+    pub fn payment_policy(&self) -> PaymentPolicy {
+        PaymentPolicy { quota_validity_days: self.quota_validity_days, late_settlement_grace: self.late_settlement_grace }
+    }
+
     /// The documents bucket, required by the functions that handle documents.
     pub fn require_bucket(&self) -> Result<&str, ConfigError> {
         self.bucket.as_deref().ok_or(ConfigError::Missing("EMETERAI_BUCKET"))
@@ -85,6 +102,16 @@ impl Config {
             bucket: lookup("EMETERAI_BUCKET").filter(|v| !v.is_empty()),
             unit_price: Rupiah::new(number("EMETERAI_UNIT_PRICE", 10_000, 1, 1_000_000_000)?),
             quota_validity_days: u32::try_from(number("EMETERAI_QUOTA_VALIDITY_DAYS", 14, 1, 3650)?).unwrap_or(14),
+            late_settlement_grace: chrono::Duration::hours(
+                i64::try_from(number("EMETERAI_LATE_SETTLEMENT_GRACE_HOURS", 72, 1, 24 * 60)?).unwrap_or(72),
+            ),
+            refund_late_payments: match lookup("EMETERAI_REFUND_LATE_PAYMENTS").as_deref().map(str::trim) {
+                None | Some("" | "false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(_) => {
+                    return Err(ConfigError::Invalid { name: "EMETERAI_REFUND_LATE_PAYMENTS", reason: "expected true or false".into() });
+                }
+            },
             invoice_expiry: minutes(number("EMETERAI_INVOICE_EXPIRY_MINUTES", 24 * 60, 1, 60 * 24 * 30)?),
             reconcile_after: minutes(number("EMETERAI_RECONCILE_AFTER_MINUTES", 10, 1, 60 * 24)?),
             verify_base_url: lookup("EMETERAI_VERIFY_BASE_URL")
@@ -130,6 +157,11 @@ mod tests {
         assert_eq!(c.unit_price, Rupiah::new(10_000));
         assert_eq!(c.quota_validity_days, 14);
         assert_eq!(c.invoice_expiry, chrono::Duration::hours(24));
+        assert_eq!((c.late_settlement_grace, c.refund_late_payments), (chrono::Duration::hours(72), false));
+        let refunding = [base[0], base[1], ("EMETERAI_REFUND_LATE_PAYMENTS", "true")];
+        assert!(Config::from_lookup(lookup(&refunding)).expect("valid").refund_late_payments);
+        let unclear = [base[0], base[1], ("EMETERAI_REFUND_LATE_PAYMENTS", "yes please")];
+        assert!(matches!(Config::from_lookup(lookup(&unclear)), Err(ConfigError::Invalid { .. })));
         assert!(!format!("{c:?}").contains("\"k\""), "server key must not print");
         assert!(matches!(Config::from_lookup(lookup(&base[..1])), Err(ConfigError::Missing("EMETERAI_MIDTRANS_SERVER_KEY"))));
         let bad = [base[0], base[1], ("EMETERAI_UNIT_PRICE", "ten")];

@@ -180,7 +180,9 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
         webhook: PaymentWebhookService {
             ledger: ledger.clone(),
             server_key: config.midtrans.server_key.clone(),
-            quota_validity_days: config.quota_validity_days,
+            policy: config.payment_policy(),
+            gateway: gateway.clone(),
+            recheck_after: config.reconcile_after,
         },
         stamp: StampService {
             ledger: ledger.clone(),

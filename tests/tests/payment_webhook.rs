@@ -1,6 +1,7 @@
 //! Midtrans notifications against DynamoDB Local: credited exactly once, whatever arrives.
 
-use emeterai_tests::{SERVER_KEY, TestApp, notification, spawn_app};
+use emeterai_local::midtrans_sim::{MidtransSim, PayRequest};
+use emeterai_tests::{Gateway, SERVER_KEY, TestApp, notification, spawn_app, spawn_app_with};
 use futures::future::join_all;
 use serde_json::Value;
 
@@ -96,12 +97,15 @@ async fn amount_mismatch_is_flagged_and_not_credited() {
 
 #[tokio::test]
 async fn late_settlement_after_expiry_is_still_credited() {
-    let app = spawn_app().await;
+    // A settlement of an ended invoice is confirmed with the status API first (issue 8, item 2).
+    let sim = MidtransSim::start(SERVER_KEY, None).await.expect("simulator");
+    let app = spawn_app_with(Gateway::At(sim.base_url().to_owned()), &[]).await;
     let inv = app.buy("alice", 2).await;
     let order = order_of(&inv);
     assert_eq!(app.notify(&order, "expire", "20000.00").await.status, 200);
     assert_eq!(invoice(&app, "alice", &inv).await["status"], "EXPIRED");
     assert_eq!(app.quota("alice").await, (0, 0));
+    sim.pay(&order, &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
     assert_eq!(app.notify(&order, "settlement", "20000.00").await.status, 200);
     assert_eq!(invoice(&app, "alice", &inv).await["status"], "PAID");
     assert_eq!(app.quota("alice").await, (2, 0));

@@ -150,7 +150,7 @@ async fn a_settled_payment_whose_notification_never_came_is_credited_by_the_swee
 
 #[tokio::test]
 async fn unpaid_invoices_expire_and_a_late_payment_still_counts() {
-    let (app, _sim) = app_with_sim().await;
+    let (app, sim) = app_with_sim().await;
     let created_at = Utc::now();
     let inv = app.buy("alice", 1).await;
     let mid = app.sweep.run(created_at + Duration::hours(2)).await;
@@ -160,6 +160,7 @@ async fn unpaid_invoices_expire_and_a_late_payment_still_counts() {
     assert_eq!(report.expired, 1, "{report:?}");
     assert_eq!(invoice(&app, "alice", &inv).await["status"], "EXPIRED");
     assert_eq!(app.quota("alice").await, (0, 0));
+    sim.pay(order(&inv), &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
     assert_eq!(app.notify(order(&inv), "settlement", "10000.00").await.status, 200);
     assert_eq!(app.quota("alice").await, (1, 0));
 }

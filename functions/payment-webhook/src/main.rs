@@ -3,6 +3,7 @@
 use emeterai::config::{Config, aws_sdk_config};
 use emeterai::handlers::payment_webhook::PaymentWebhookService;
 use emeterai::ledger::Ledger;
+use emeterai::midtrans::MidtransClient;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main]
@@ -12,7 +13,9 @@ async fn main() -> Result<(), Error> {
     let service = PaymentWebhookService {
         ledger: Ledger::from_sdk_config(&aws_sdk_config().await, &config.table),
         server_key: config.midtrans.server_key.clone(),
-        quota_validity_days: config.quota_validity_days,
+        policy: config.payment_policy(),
+        gateway: MidtransClient::new(&config.midtrans)?,
+        recheck_after: config.reconcile_after,
     };
     run(service_fn(|event| service.handle(event))).await
 }

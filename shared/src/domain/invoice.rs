@@ -123,6 +123,10 @@ pub struct RefundSummary {
     pub reason: RefundReason,
     pub requested_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Times the gateway was asked and failed or refused.
+    pub attempts: u32,
+    /// The gateway's last refusal or failure, for the person who reviews it.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,17 @@ impl TransactionReport {
     pub fn outcome(&self) -> PaymentOutcome {
         PaymentOutcome::of(&self.transaction_status, self.fraud_status.as_deref())
     }
+
+    /// Whether the signed `status_code` agrees with what the unsigned `transaction_status`
+    /// claims. Midtrans signs `order_id`, `status_code` and `gross_amount` only, so a settlement
+    /// (or an accepted capture) is believed only with status code 200; anything else claiming
+    /// money is a hint to confirm with the status API.
+    pub fn signed_consistent(&self) -> bool {
+        match self.outcome() {
+            PaymentOutcome::Settled => self.status_code == "200",
+            PaymentOutcome::Expired | PaymentOutcome::Cancelled | PaymentOutcome::NoChange => true,
+        }
+    }
 }
 
 /// An HTTP notification: the report, signed.
@@ -99,5 +110,19 @@ mod tests {
         }
         assert_eq!(n("pending", None).outcome(), PaymentOutcome::NoChange);
         assert_eq!(n("refund", None).outcome(), PaymentOutcome::NoChange);
+    }
+
+    #[test]
+    fn only_a_signed_200_vouches_for_a_settlement() {
+        assert!(n("settlement", None).signed_consistent());
+        let mut forged = n("settlement", None);
+        forged.status_code = "201".into();
+        assert!(!forged.signed_consistent(), "a pending notification relabelled as settlement");
+        let mut capture = n("capture", Some("accept"));
+        capture.status_code = "201".into();
+        assert!(!capture.signed_consistent());
+        let mut expire = n("expire", None);
+        expire.status_code = "407".into();
+        assert!(expire.signed_consistent());
     }
 }

@@ -11,8 +11,11 @@ pub enum RefundStatus {
     /// The gateway was asked (asking again with the same refund key is the same refund).
     Submitted,
     Completed,
-    /// The gateway refused or failed; retried by the next sweep.
+    /// The gateway failed for now; retried by the sweep with exponential backoff.
     Failed,
+    /// The gateway refused it for good (or it kept failing): never retried automatically and
+    /// never shown as paid back; a person must look.
+    NeedsReview,
 }
 
 impl RefundStatus {
@@ -22,6 +25,7 @@ impl RefundStatus {
             Self::Submitted => "SUBMITTED",
             Self::Completed => "COMPLETED",
             Self::Failed => "FAILED",
+            Self::NeedsReview => "NEEDS_REVIEW",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -30,12 +34,13 @@ impl RefundStatus {
             "SUBMITTED" => Self::Submitted,
             "COMPLETED" => Self::Completed,
             "FAILED" => Self::Failed,
+            "NEEDS_REVIEW" => Self::NeedsReview,
             _ => return None,
         })
     }
     /// Whether the sweep still has to talk to the gateway about it.
     pub fn needs_submission(self) -> bool {
-        !matches!(self, Self::Completed)
+        !matches!(self, Self::Completed | Self::NeedsReview)
     }
 }
 
@@ -45,6 +50,9 @@ pub enum RefundReason {
     Requested,
     /// The quota's validity ended with units unused (the sweep).
     Expired,
+    /// The payment settled only after the invoice ended and its grace period passed, and the
+    /// configuration says to refund such payments (`EMETERAI_REFUND_LATE_PAYMENTS`).
+    LatePayment,
 }
 
 impl RefundReason {
@@ -52,12 +60,14 @@ impl RefundReason {
         match self {
             Self::Requested => "requested",
             Self::Expired => "expired",
+            Self::LatePayment => "late_payment",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "requested" => Self::Requested,
             "expired" => Self::Expired,
+            "late_payment" => Self::LatePayment,
             _ => return None,
         })
     }
@@ -82,5 +92,7 @@ mod tests {
             assert_eq!(RefundStatus::parse(s.as_str()), Some(s));
         }
         assert!(!RefundStatus::Completed.needs_submission() && RefundStatus::Failed.needs_submission());
+        assert!(!RefundStatus::NeedsReview.needs_submission());
+        assert_eq!(RefundStatus::parse("NEEDS_REVIEW"), Some(RefundStatus::NeedsReview));
     }
 }

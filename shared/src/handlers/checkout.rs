@@ -115,7 +115,7 @@ impl CheckoutService {
         // `POST /v1/invoices/{id}/payment` asks again.
         invoice.payment = match self
             .gateway
-            .create_payment(&invoice.id.order_id(), invoice.unit_price, invoice.quantity, invoice.amount)
+            .create_payment(&invoice)
             .await
         {
             Ok(link) => Some(link),
@@ -171,7 +171,7 @@ impl CheckoutService {
         if invoice.payment.is_none() {
             let link = self
                 .gateway
-                .create_payment(&invoice.id.order_id(), invoice.unit_price, invoice.quantity, invoice.amount)
+                .create_payment(&invoice)
                 .await
                 .map_err(|e| {
                     tracing::warn!(invoice_id = %invoice.id, error = %e, "payment gateway failed again");

@@ -19,12 +19,21 @@ use crate::ledger::invoices::PaymentEvent;
 use crate::ledger::keys::DueKind;
 use crate::ledger::refunds::RefundRequested;
 use crate::ledger::{Ledger, LedgerError};
-use crate::midtrans::MidtransClient;
+use crate::midtrans::{MidtransClient, RefundAnswer};
 
 /// Items per due-index shard per kind per run.
 pub const BATCH_PER_SHARD: i32 = 25;
 /// A submitted refund not confirmed by then is submitted again (same refund key: same refund).
 const SUBMISSION_TIMEOUT_MINUTES: i64 = 5;
+/// A refund that failed this many times (about five days of backoff) goes to a person.
+pub const MAX_REFUND_ATTEMPTS: u32 = 12;
+
+/// How long after its `attempts`-th failure a refund is tried again: 5 minutes, doubling, at
+/// most a day.
+pub fn refund_backoff(attempts: u32) -> chrono::Duration {
+    let minutes = 5i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(20));
+    chrono::Duration::minutes(minutes.min(24 * 60))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -49,6 +58,13 @@ pub struct SweepReport {
     pub quota_refunds: u32,
     pub refunds_completed: u32,
     pub refunds_failed: u32,
+    /// Refunds the gateway refused for good (or that kept failing): NEEDS_REVIEW.
+    pub refunds_needing_review: u32,
+    /// EXPIRED or CANCELLED invoices asked about once more, and how many had been paid after all.
+    pub rechecked: u32,
+    pub late_credited: u32,
+    /// Late payments refunded instead (`EMETERAI_REFUND_LATE_PAYMENTS`).
+    pub late_refunds: u32,
     pub errors: u32,
 }
 
@@ -69,6 +85,7 @@ impl SweepService {
     pub async fn run(&self, now: Timestamp) -> SweepReport {
         let mut report = SweepReport { now: crate::domain::time::format(now), ..SweepReport::default() };
         self.reconcile(now, &mut report).await;
+        self.recheck(now, &mut report).await;
         self.expire_quota(now, &mut report).await;
         self.submit_refunds(now, &mut report).await;
         report
@@ -118,16 +135,17 @@ impl SweepService {
         let gateway_says = match self.gateway.status(&order).await {
             Ok(status) => status,
             Err(e) => {
-                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable");
+                // Unknown is never "not paid": the invoice stays PENDING and is asked about again.
+                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable; asked again next run");
                 report.errors += 1;
-                None
+                return self.reschedule_pending(invoice, now).await;
             }
         };
         if let Some(said) = &gateway_says {
-            let outcome = said.outcome();
+            let outcome = if said.signed_consistent() { said.outcome() } else { PaymentOutcome::NoChange };
             if outcome != PaymentOutcome::NoChange {
                 let event = PaymentEvent::of(said, now);
-                return match apply_outcome(&self.ledger, &order, outcome, &event, self.config.quota_validity_days).await {
+                return match apply_outcome(&self.ledger, &order, outcome, &event, &self.config.payment_policy(), true).await {
                     Ok(()) => {
                         match outcome {
                             PaymentOutcome::Settled => report.credited += 1,
@@ -139,12 +157,15 @@ impl SweepService {
                     }
                     // Flagged for review; the invoice stays PENDING until it expires.
                     Err(ApplyError::AmountMismatch { .. }) => self.reschedule_pending(invoice, now).await,
-                    Err(ApplyError::UnknownOrder) => Ok(()),
+                    Err(ApplyError::UnknownOrder | ApplyError::Unconfirmed) => Ok(()),
                     Err(ApplyError::Ledger(e)) => Err(e),
                 };
             }
         }
-        if now >= invoice.expires_at {
+        // Expired only on the gateway's word that it is not paid: it never saw the order, or the
+        // order is still waiting for payment (a capture under review, say, is not "not paid").
+        let not_paid = gateway_says.as_ref().is_none_or(|said| said.transaction_status == "pending");
+        if now >= invoice.expires_at && not_paid {
             let amount = invoice.amount.to_gross_amount();
             let event = PaymentEvent {
                 transaction_status: "expire",
@@ -154,7 +175,7 @@ impl SweepService {
                 payment_type: None,
                 received_at: now,
             };
-            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, self.config.quota_validity_days).await {
+            return match apply_outcome(&self.ledger, &order, PaymentOutcome::Expired, &event, &self.config.payment_policy(), true).await {
                 Ok(()) => {
                     report.expired += 1;
                     Ok(())
@@ -164,6 +185,65 @@ impl SweepService {
             };
         }
         self.reschedule_pending(invoice, now).await
+    }
+
+    /// EXPIRED or CANCELLED invoices due for another look: a settlement the gateway reports now
+    /// is credited exactly as the webhook would; "not paid" takes them off the list; an error
+    /// is "unknown" and asks again later.
+    async fn recheck(&self, now: Timestamp, report: &mut SweepReport) {
+        for invoice in self.due(DueKind::Recheck, now, report).await {
+            if let Err(e) = self.recheck_one(&invoice, now, report).await {
+                tracing::error!(error = ?e, invoice_id = %invoice.id, "recheck failed; retried next run");
+                report.errors += 1;
+            }
+        }
+    }
+
+    async fn recheck_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        if !matches!(invoice.status, InvoiceStatus::Expired | InvoiceStatus::Cancelled) {
+            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            return Ok(());
+        }
+        report.rechecked += 1;
+        let order = invoice.id.order_id();
+        let said = match self.gateway.status(&order).await {
+            Ok(said) => said,
+            Err(e) => {
+                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway status unavailable; asked again later");
+                report.errors += 1;
+                self.ledger.schedule_recheck(&invoice.id, now + self.config.reconcile_after).await?;
+                return Ok(());
+            }
+        };
+        match said {
+            Some(said) if said.outcome() == PaymentOutcome::Settled && said.signed_consistent() => {
+                let event = PaymentEvent::of(&said, now);
+                match apply_outcome(&self.ledger, &order, PaymentOutcome::Settled, &event, &self.config.payment_policy(), true).await {
+                    Ok(()) => {
+                        report.late_credited += 1;
+                        if self.config.refund_late_payments {
+                            self.refund_late_payment(invoice, now, report).await?;
+                        }
+                        Ok(())
+                    }
+                    // Flagged for review: a person decides; the sweep has nothing more to do.
+                    Err(ApplyError::AmountMismatch { .. } | ApplyError::UnknownOrder | ApplyError::Unconfirmed) => {
+                        self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ())
+                    }
+                    Err(ApplyError::Ledger(e)) => Err(e),
+                }
+            }
+            _ => self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ()),
+        }
+    }
+
+    /// By configuration, a payment found only after the grace period goes back in full.
+    async fn refund_late_payment(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        let Some(paid) = self.ledger.invoice(&invoice.id).await? else { return Ok(()) };
+        if let RefundRequested::Created(_) = self.ledger.request_refund(&paid, RefundReason::LatePayment, now).await? {
+            report.late_refunds += 1;
+        }
+        Ok(())
     }
 
     async fn reschedule_pending(&self, invoice: &Invoice, now: Timestamp) -> Result<(), LedgerError> {
@@ -213,7 +293,8 @@ impl SweepService {
             return Ok(());
         };
         if !refund.status.needs_submission() {
-            self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Completed], RefundStatus::Completed, None, now).await?;
+            // COMPLETED or NEEDS_REVIEW: nothing for the sweep to do; off the list.
+            self.ledger.set_refund_status(&invoice.id, &[refund.status], refund.status, None, now).await?;
             return Ok(());
         }
         let retry_at = now + chrono::Duration::minutes(SUBMISSION_TIMEOUT_MINUTES);
@@ -224,17 +305,34 @@ impl SweepService {
         let reason = match refund.reason {
             RefundReason::Requested => "e-Meterai: unused units refunded on request",
             RefundReason::Expired => "e-Meterai: unused units refunded at quota expiry",
+            RefundReason::LatePayment => "e-Meterai: payment settled after the invoice ended, refunded in full",
         };
         let refund_key = refund.refund_id.to_string();
+        let attempts = refund.attempts.saturating_add(1);
         match self.gateway.refund(&invoice.id.order_id(), &refund_key, refund.amount, reason).await {
-            Ok(()) => {
+            Ok(RefundAnswer::Approved) => {
                 self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Submitted], RefundStatus::Completed, None, now).await?;
                 report.refunds_completed += 1;
             }
+            Ok(RefundAnswer::Refused { status_code, message }) => {
+                tracing::error!(invoice_id = %invoice.id, status_code, message, "gateway refused the refund for good; needs review");
+                let note = format!("refused: status_code {status_code}: {message}");
+                self.ledger.refund_attempt_failed(&invoice.id, RefundStatus::NeedsReview, attempts, &note, None, now).await?;
+                report.refunds_needing_review += 1;
+            }
+            Err(e) if attempts >= MAX_REFUND_ATTEMPTS => {
+                tracing::error!(error = %e, invoice_id = %invoice.id, attempts, "refund kept failing; needs review");
+                let note = format!("gave up after {attempts} attempts: {e}");
+                self.ledger.refund_attempt_failed(&invoice.id, RefundStatus::NeedsReview, attempts, &note, None, now).await?;
+                report.refunds_needing_review += 1;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, invoice_id = %invoice.id, "gateway refused or failed the refund; retried next run");
-                // Due again at once: the next run (a later "now") retries it.
-                self.ledger.set_refund_status(&invoice.id, &[RefundStatus::Submitted], RefundStatus::Failed, Some(now), now).await?;
+                // Backoff: a failing refund moves later in the due index, so it never holds up
+                // newer ones (the index is read earliest first, a bounded batch per run).
+                let retry_at = now + refund_backoff(attempts);
+                tracing::warn!(error = %e, invoice_id = %invoice.id, attempts, %retry_at, "refund failed; retried later");
+                let note = format!("attempt {attempts} failed: {e}");
+                self.ledger.refund_attempt_failed(&invoice.id, RefundStatus::Failed, attempts, &note, Some(retry_at), now).await?;
                 report.refunds_failed += 1;
             }
         }
@@ -242,3 +340,15 @@ impl SweepService {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_backoff_doubles_up_to_a_day() {
+        let minutes: Vec<i64> = (1..=12).map(|a| refund_backoff(a).num_minutes()).collect();
+        assert_eq!(minutes, [5, 10, 20, 40, 80, 160, 320, 640, 1280, 1440, 1440, 1440]);
+        assert_eq!(refund_backoff(u32::MAX).num_minutes(), 1440);
+    }
+}

@@ -44,5 +44,7 @@ pub fn refund(i: &Invoice, r: &RefundSummary) -> Value {
         "reason": r.reason.as_str(),
         "requested_at": time::format(r.requested_at),
         "updated_at": time::format(r.updated_at),
+        "attempts": r.attempts,
+        "note": r.note,
     })
 }

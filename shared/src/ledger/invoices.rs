@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 
 use super::idempotency::Claim;
+use crate::config::PaymentPolicy;
 use super::item::{Item, Reader, n, s, ts};
 use super::keys::{self, BALANCE_SK, DueKind, EntryKind, INVOICE_SK, PK, SK};
 use super::{Ledger, LedgerError};
@@ -187,8 +188,9 @@ impl Ledger {
         invoice: &Invoice,
         to: InvoiceStatus,
         event: &PaymentEvent<'_>,
-        validity_days: u32,
+        policy: &PaymentPolicy,
     ) -> Result<Recorded, LedgerError> {
+        let validity_days = policy.quota_validity_days;
         let q = i64::from(invoice.quantity.get());
         let was_pending = invoice.status.counts_as_pending();
         let mut balance_moves: Vec<(&str, i64)> = Vec::new();
@@ -234,7 +236,12 @@ impl Ledger {
                 .build()?;
             actions.push(TransactWriteItem::builder().put(entry).build());
         } else {
-            update = update.update_expression("SET #status = :to, ended_at = :now REMOVE due_pk, due_at");
+            // Ended, but not forgotten: after the grace period the sweep asks the gateway once
+            // more, so a payment that settles late is never lost.
+            update = update
+                .update_expression("SET #status = :to, ended_at = :now, due_pk = :due_pk, due_at = :recheck_at")
+                .expression_attribute_values(":due_pk", s(keys::due_pk(DueKind::Recheck, keys::shard_of(invoice.id.ulid()))))
+                .expression_attribute_values(":recheck_at", ts(now + policy.late_settlement_grace));
         }
         actions.insert(0, TransactWriteItem::builder().update(update.build()?).build());
         if !balance_moves.is_empty() {
@@ -383,6 +390,8 @@ pub(crate) fn invoice_from_item(item: &Item) -> Result<Invoice, LedgerError> {
             reason: RefundReason::parse(m.str("reason")?).ok_or_else(|| corrupt("refund reason"))?,
             requested_at: m.time("requested_at")?,
             updated_at: m.time("updated_at")?,
+            attempts: m.opt_u64("attempts")?.map_or(Ok(0), |a| u32::try_from(a).map_err(|_| corrupt("refund attempts")))?,
+            note: m.opt_str("note").map(str::to_owned),
         })
     });
     Ok(Invoice {

@@ -82,6 +82,9 @@ pub enum DueKind {
     QuotaExpiry,
     /// A refund to submit or retry.
     Refund,
+    /// An EXPIRED or CANCELLED invoice to ask the gateway about once more (a late settlement,
+    /// or a notification that could not be confirmed).
+    Recheck,
 }
 
 impl DueKind {
@@ -90,6 +93,7 @@ impl DueKind {
             Self::Reconcile => "RECONCILE",
             Self::QuotaExpiry => "QUOTA_EXPIRY",
             Self::Refund => "REFUND",
+            Self::Recheck => "RECHECK",
         }
     }
 }

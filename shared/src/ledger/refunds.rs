@@ -50,6 +50,8 @@ impl Ledger {
                 reason,
                 requested_at: now,
                 updated_at: now,
+                attempts: 0,
+                note: None,
             };
             match self.transact(self.refund_actions(&current, &summary)?).await {
                 Ok(()) => return Ok(RefundRequested::Created(summary)),
@@ -159,6 +161,37 @@ impl Ledger {
         self.conditional_update(update.build()?).await
     }
 
+    /// Records a failed or refused submission of a SUBMITTED refund: `to` (FAILED, due again at
+    /// `next_due`, or NEEDS_REVIEW, off the list), the attempt count and the gateway's words.
+    /// False when the refund was not SUBMITTED any more (another sweep finished it).
+    pub async fn refund_attempt_failed(
+        &self,
+        invoice_id: &InvoiceId,
+        to: RefundStatus,
+        attempts: u32,
+        note: &str,
+        next_due: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, LedgerError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .condition_expression("refund.#status = :submitted")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":submitted", s(RefundStatus::Submitted.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":attempts", n(attempts))
+            .expression_attribute_values(":note", s(note.chars().take(300).collect::<String>()))
+            .expression_attribute_values(":now", ts(now));
+        const SET: &str = "SET refund.#status = :to, refund.updated_at = :now, refund.attempts = :attempts, refund.note = :note";
+        update = match next_due {
+            Some(due) => update.update_expression(format!("{SET}, due_at = :due")).expression_attribute_values(":due", ts(due)),
+            None => update.update_expression(format!("{SET} REMOVE due_pk, due_at")),
+        };
+        self.conditional_update(update.build()?).await
+    }
+
     /// Sets when the sweep next looks at an invoice still in `expected` status.
     pub async fn reschedule(&self, invoice_id: &InvoiceId, expected: InvoiceStatus, due_at: Timestamp) -> Result<bool, LedgerError> {
         let update = Update::builder()
@@ -170,6 +203,25 @@ impl Ledger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":expected", s(expected.as_str()))
             .expression_attribute_values(":due", ts(due_at))
+            .build()?;
+        self.conditional_update(update).await
+    }
+
+    /// Puts an EXPIRED or CANCELLED invoice on the sweep's list to ask the gateway about it
+    /// again at `due_at` (a settlement that could not be confirmed yet). False when the invoice
+    /// is in neither status (a PENDING invoice is reconciled anyway).
+    pub async fn schedule_recheck(&self, invoice_id: &InvoiceId, due_at: Timestamp) -> Result<bool, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .update_expression("SET due_pk = :due_pk, due_at = :due")
+            .condition_expression("#status IN (:expired, :cancelled)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":due_pk", s(keys::due_pk(DueKind::Recheck, keys::shard_of(invoice_id.ulid()))))
+            .expression_attribute_values(":due", ts(due_at))
+            .expression_attribute_values(":expired", s(InvoiceStatus::Expired.as_str()))
+            .expression_attribute_values(":cancelled", s(InvoiceStatus::Cancelled.as_str()))
             .build()?;
         self.conditional_update(update).await
     }

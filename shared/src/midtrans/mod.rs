@@ -3,4 +3,4 @@
 pub mod client;
 pub mod signature;
 
-pub use client::{GatewayError, MidtransClient};
+pub use client::{GatewayError, MidtransClient, RefundAnswer};
