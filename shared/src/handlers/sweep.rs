@@ -298,8 +298,8 @@ impl SweepService {
             return Ok(());
         }
         let retry_at = now + chrono::Duration::minutes(SUBMISSION_TIMEOUT_MINUTES);
-        let pending = [RefundStatus::Requested, RefundStatus::Failed, RefundStatus::Submitted];
-        if !self.ledger.set_refund_status(&invoice.id, &pending, RefundStatus::Submitted, Some(retry_at), now).await? {
+        if !self.ledger.claim_refund_submission(&invoice.id, now, retry_at).await? {
+            // Another sweep took it, or it is no longer due.
             return Ok(());
         }
         let reason = match refund.reason {
