@@ -85,6 +85,7 @@ pub fn run(args: StampArgs) -> Result<Outcome, Failure> {
     let issuer = Issuer::from_env_or_local()?;
     let stamped = match prepared.sign(&issuer) {
         Ok(stamped) => stamped,
+        Err(Rejection::SignerUnavailable) => return Err(Failure(Rejection::SignerUnavailable.message())),
         Err(rejection) => return Ok(reject(rejection, json)),
     };
     write_atomically(Path::new(output), &stamped.pdf)?;

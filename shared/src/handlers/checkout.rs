@@ -107,6 +107,15 @@ impl CheckoutService {
 
         match self.ledger.open_invoice(&claim, &invoice, now + self.config.reconcile_after).await? {
             Opened::Created => {}
+            // The first attempt opened an invoice and died before answering: finish that one
+            // (one intent, one invoice), never open a second.
+            Opened::TakenOver(first) => {
+                invoice = match self.ledger.invoice(&first).await? {
+                    Some(first) if first.account == account => first,
+                    _ => return Err(ApiError::Internal("the idempotency claim names an invoice that does not exist".into())),
+                };
+                tracing::warn!(invoice_id = %invoice.id, "idempotency claim taken over from an abandoned attempt; finishing its invoice");
+            }
             Opened::Refused(ClaimRefusal::Replay(stored)) => {
                 return Ok(ApiResponse::json(stored.status, stored.body).with_header("idempotent-replayed", "true"));
             }
@@ -116,19 +125,19 @@ impl CheckoutService {
 
         // The invoice exists whatever the gateway does; without a link, `payment` is null and
         // `POST /v1/invoices/{id}/payment` asks again.
-        invoice.payment = match self
-            .gateway
-            .create_payment(&invoice)
-            .await
-        {
-            Ok(link) => Some(link),
-            Err(e) => {
-                tracing::warn!(invoice_id = %invoice.id, error = %e, "payment gateway failed; invoice left without payment link");
-                None
-            }
-        };
+        let mut new_link = None;
+        if invoice.payment.is_none() && invoice.status == InvoiceStatus::Pending {
+            new_link = match self.gateway.create_payment(&invoice).await {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    tracing::warn!(invoice_id = %invoice.id, error = %e, "payment gateway failed; invoice left without payment link");
+                    None
+                }
+            };
+            invoice.payment = new_link.clone();
+        }
         let response = StoredResponse { status: 201, body: views::invoice(&invoice).to_string() };
-        match self.ledger.finish_checkout(&claim, &invoice.id, invoice.payment.as_ref(), &response).await {
+        match self.ledger.finish_checkout(&claim, &invoice.id, new_link.as_ref(), &response).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(invoice_id = %invoice.id, "idempotency claim expired before completion"),
             // The invoice exists and the client gets it; a retry will see the claim in progress

@@ -7,7 +7,7 @@ use super::views;
 use crate::domain::idempotency::{ClaimRefusal, IdempotencyKey, StoredResponse, request_hash};
 use crate::domain::refund::{RefundReason, refund_id_of};
 use crate::http::{ApiError, ApiRequest, ApiResponse};
-use crate::ledger::idempotency::Claim;
+use crate::ledger::idempotency::{Claim, Claimed};
 use crate::ledger::refunds::RefundRequested;
 
 const IN_PROGRESS_MS: i64 = 30_000;
@@ -30,26 +30,43 @@ impl CheckoutService {
             now_ms,
             in_progress_until_ms: req.deadline_ms.filter(|d| *d > now_ms).unwrap_or(now_ms + IN_PROGRESS_MS),
         });
+        let mut invoice = invoice;
+        let mut taken_over = false;
         if let Some(claim) = &claim {
             match self.ledger.claim(claim, &refund_id_of(&invoice.id).to_string()).await? {
-                None => {}
-                Some(ClaimRefusal::Replay(stored)) => {
+                Claimed::Fresh => {}
+                // An earlier attempt of this request died after its refund may have been made:
+                // look again, and replay that refund rather than answer "nothing to refund".
+                Claimed::TakenOver { .. } => {
+                    invoice = self.owned_invoice(req, id).await?;
+                    taken_over = true;
+                }
+                Claimed::Refused(ClaimRefusal::Replay(stored)) => {
                     return Ok(ApiResponse::json(stored.status, stored.body).with_header("idempotent-replayed", "true"));
                 }
-                Some(ClaimRefusal::KeyReused) => return Err(ApiError::IdempotencyKeyReused),
-                Some(ClaimRefusal::InProgress) => return Err(ApiError::IdempotencyKeyInProgress),
+                Claimed::Refused(ClaimRefusal::KeyReused) => return Err(ApiError::IdempotencyKeyReused),
+                Claimed::Refused(ClaimRefusal::InProgress) => return Err(ApiError::IdempotencyKeyInProgress),
             }
         }
-        let outcome = match self.ledger.request_refund(&invoice, RefundReason::Requested, now).await {
-            Ok(RefundRequested::Created(summary)) => {
-                Ok(StoredResponse { status: 202, body: views::refund(&invoice, &summary).to_string() })
+        let outcome = match &invoice.refund {
+            Some(summary) if taken_over && summary.refund_id == refund_id_of(&invoice.id) => {
+                Ok(StoredResponse { status: 202, body: views::refund(&invoice, summary).to_string() })
             }
-            Ok(RefundRequested::NothingToRefund) => Err(ApiError::NothingToRefund),
-            Err(e) => Err(ApiError::from(e)),
+            _ => match self.ledger.request_refund(&invoice, RefundReason::Requested, now).await {
+                Ok(RefundRequested::Created(summary)) => {
+                    Ok(StoredResponse { status: 202, body: views::refund(&invoice, &summary).to_string() })
+                }
+                Ok(RefundRequested::NothingToRefund) => Err(ApiError::NothingToRefund),
+                Err(e) => Err(ApiError::from(e)),
+            },
         };
         let response = match (outcome, &claim) {
             (Ok(response), Some(claim)) => {
-                self.ledger.complete(claim, &response).await?;
+                // The refund exists either way; a response that cannot be stored is logged, and a
+                // retry after the claim's expiry takes it over and replays this same refund.
+                if let Err(e) = self.ledger.complete(claim, &response).await {
+                    tracing::error!(invoice_id = %invoice.id, error = ?e, "could not store the refund response");
+                }
                 response
             }
             (Ok(response), None) => response,

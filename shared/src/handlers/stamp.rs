@@ -59,6 +59,8 @@ pub enum StampError {
     Injected(#[from] InjectedFault),
     #[error("stamping task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the issuer's key could not sign")]
+    Signer,
 }
 
 impl From<StampError> for lambda_runtime::Diagnostic {
@@ -68,6 +70,7 @@ impl From<StampError> for lambda_runtime::Diagnostic {
             StampError::Storage(_) => "StorageError",
             StampError::Injected(_) => "InjectedFault",
             StampError::Task(_) => "TaskError",
+            StampError::Signer => "SignerError",
         };
         tracing::error!(error = ?e, "stamp run failed; the event will be redelivered");
         Self { error_type: error_type.into(), error_message: e.to_string() }
@@ -165,6 +168,8 @@ impl StampService {
         };
         let stamped = match self.stamp_blocking(pdf, &doc, &reservation).await? {
             Ok(stamped) => stamped,
+            // The key service's failure, not the document's: redelivery retries the run.
+            Err(stamping::Rejection::SignerUnavailable) => return Err(StampError::Signer),
             Err(rejection) => return self.reject(&doc, rejection.into()).await,
         };
         self.hook.after(Step::Stamped)?;

@@ -248,7 +248,7 @@ impl SweepService {
 
     async fn reschedule_pending(&self, invoice: &Invoice, now: Timestamp) -> Result<(), LedgerError> {
         let next = (now + self.config.reconcile_after).min(invoice.expires_at);
-        self.ledger.reschedule(&invoice.id, InvoiceStatus::Pending, next.max(now)).await.map(|_| ())
+        self.ledger.reschedule(&invoice.id, DueKind::Reconcile, InvoiceStatus::Pending, next.max(now)).await.map(|_| ())
     }
 
     /// PAID invoices whose validity ended: their unused units are refunded in full.
@@ -259,7 +259,7 @@ impl SweepService {
                     self.ledger.clear_due(&invoice.id, DueKind::QuotaExpiry, invoice.status).await.map(|_| ())
                 }
                 Some(valid_until) if valid_until > now => {
-                    self.ledger.reschedule(&invoice.id, InvoiceStatus::Paid, valid_until).await.map(|_| ())
+                    self.ledger.reschedule(&invoice.id, DueKind::QuotaExpiry, InvoiceStatus::Paid, valid_until).await.map(|_| ())
                 }
                 _ => match self.ledger.request_refund(&invoice, RefundReason::Expired, now).await {
                     Ok(RefundRequested::Created(_)) => {

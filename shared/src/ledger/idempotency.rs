@@ -40,15 +40,12 @@ impl Ledger {
             .item("in_progress_expiry", n(claim.in_progress_until_ms))
             .item("ttl", n(claim.now_ms / 1000 + RECORD_TTL_SECONDS))
             .item("reference", s(reference))
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#status = :in_progress AND in_progress_expiry < :now_ms)",
-            )
+            // An abandoned INPROGRESS record is not claimed afresh here: it is taken over (see
+            // `claim_with`), so the retry finishes what the first attempt started.
+            .condition_expression("attribute_not_exists(#pk) OR #ttl < :now_s")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
-            .expression_attribute_values(":now_ms", n(claim.now_ms))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -107,6 +104,26 @@ fn is_live(item: &Item, now_ms: i64) -> Result<bool, LedgerError> {
     Ok(true)
 }
 
+/// An INPROGRESS record whose holder is past its deadline.
+struct Abandoned {
+    in_progress_expiry: i64,
+    reference: String,
+}
+
+/// `old` (the record that refused a claim), when it is an INPROGRESS record of the same request
+/// whose holder is past its deadline and whose TTL has not passed.
+fn abandoned_by_same_request(old: &Item, claim: &Claim<'_>) -> Result<Option<Abandoned>, LedgerError> {
+    let r = Reader::new(old, "idempotency record");
+    if r.str("status")? != IN_PROGRESS || r.str("request_hash")? != claim.request_hash {
+        return Ok(None);
+    }
+    let in_progress_expiry = i64::try_from(r.u64("in_progress_expiry")?).unwrap_or(i64::MAX);
+    if in_progress_expiry >= claim.now_ms {
+        return Ok(None);
+    }
+    Ok(Some(Abandoned { in_progress_expiry, reference: r.str("reference")?.to_owned() }))
+}
+
 /// Reads a record returned by ALL_OLD or a get.
 fn parse_record(item: &Item) -> Result<ExistingRecord, LedgerError> {
     let r = Reader::new(item, "idempotency record");
@@ -125,34 +142,55 @@ fn parse_record(item: &Item) -> Result<ExistingRecord, LedgerError> {
     }
 }
 
+/// What claiming a key gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The key is ours and the actions were written with the claim.
+    Fresh,
+    /// An earlier attempt with the same request claimed the key and was abandoned (its Lambda
+    /// died past its deadline). The key is ours now, nothing else was written: finish the work
+    /// the earlier attempt recorded under `reference` instead of starting new work.
+    TakenOver { reference: String },
+    /// Someone else holds the key: answer this instead.
+    Refused(ClaimRefusal),
+}
+
 impl Ledger {
     /// Claims a key on its own (for routes whose work is not one transaction with the claim).
-    /// `None`: the key is ours; `Some`: what to answer instead.
-    pub async fn claim(&self, claim: &Claim<'_>, reference: &str) -> Result<Option<ClaimRefusal>, LedgerError> {
+    pub async fn claim(&self, claim: &Claim<'_>, reference: &str) -> Result<Claimed, LedgerError> {
         self.claim_with(claim, reference, Vec::new()).await
     }
 
     /// Claims a key and writes `actions` in the same transaction: either the key is ours and
-    /// every action happened, or nothing was written and the refusal says what to answer.
+    /// every action happened, or it was taken over from an abandoned attempt of the same request
+    /// (nothing else written), or nothing was written and the refusal says what to answer.
     pub(crate) async fn claim_with(
         &self,
         claim: &Claim<'_>,
         reference: &str,
         actions: Vec<TransactWriteItem>,
-    ) -> Result<Option<ClaimRefusal>, LedgerError> {
+    ) -> Result<Claimed, LedgerError> {
         let mut all = vec![self.claim_action(claim, reference)?];
         all.extend(actions);
         for attempt in 0..conflict_retries() {
             match self.transact(all.clone()).await {
-                Ok(()) => return Ok(None),
+                Ok(()) => return Ok(Claimed::Fresh),
                 Err(TransactError::Cancelled(reasons)) => {
                     if let Some(Cancellation::ConditionFailed { old: Some(old) }) = reasons.first() {
-                        return Ok(Some(refusal(&parse_record(old)?, claim.request_hash)));
+                        if let Some(abandoned) = abandoned_by_same_request(old, claim)? {
+                            if let Some(taken) = self.take_over(claim, &abandoned).await? {
+                                return Ok(taken);
+                            }
+                            // Another retry took it over first: look again.
+                            Self::conflict_pause(attempt).await;
+                            continue;
+                        }
+                        return Ok(Claimed::Refused(refusal(&parse_record(old)?, claim.request_hash)));
                     }
                     // A conflict (or a condition failure without the old item): look at what
                     // holds the key now; if nothing live does, try again.
                     if let Some(existing) = self.live_idempotency_record(claim).await? {
-                        return Ok(Some(refusal(&existing, claim.request_hash)));
+                        return Ok(Claimed::Refused(refusal(&existing, claim.request_hash)));
                     }
                     Self::conflict_pause(attempt).await;
                 }
@@ -160,6 +198,25 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contended)
+    }
+
+    /// Takes over an abandoned INPROGRESS record: moves its in-progress expiry to ours, on the
+    /// condition that nobody did so since it was read. `None` when somebody did.
+    async fn take_over(&self, claim: &Claim<'_>, abandoned: &Abandoned) -> Result<Option<Claimed>, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::idempotency_pk(claim.account, claim.key)))
+            .key(SK, s(IDEMPOTENCY_SK))
+            .update_expression("SET in_progress_expiry = :ours")
+            .condition_expression("#status = :in_progress AND request_hash = :hash AND in_progress_expiry = :seen")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":hash", s(claim.request_hash))
+            .expression_attribute_values(":seen", n(abandoned.in_progress_expiry))
+            .expression_attribute_values(":ours", n(claim.in_progress_until_ms))
+            .build()?;
+        let taken = self.transact_until_decided(vec![TransactWriteItem::builder().update(update).build()]).await?.is_ok();
+        Ok(taken.then(|| Claimed::TakenOver { reference: abandoned.reference.clone() }))
     }
 
     /// Stores the response a claim replays. False when the claim was no longer ours.

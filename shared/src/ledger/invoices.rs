@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 
-use super::idempotency::Claim;
+use super::idempotency::{Claim, Claimed};
 use crate::config::PaymentPolicy;
 use super::item::{Item, Reader, n, s, ts};
 use super::keys::{self, BALANCE_SK, DueKind, EntryKind, INVOICE_SK, PK, SK};
@@ -27,6 +27,8 @@ pub const MAX_PAGE_SIZE: i32 = 100;
 #[derive(Debug)]
 pub enum Opened {
     Created,
+    /// An abandoned attempt of the same request opened this invoice; finish it.
+    TakenOver(InvoiceId),
     Refused(ClaimRefusal),
 }
 
@@ -80,8 +82,11 @@ impl Ledger {
             self.balance_action(&invoice.account, &[("pending", i64::from(invoice.quantity.get()))])?,
         ];
         Ok(match self.claim_with(claim, &invoice.id.to_string(), actions).await? {
-            None => Opened::Created,
-            Some(refused) => Opened::Refused(refused),
+            Claimed::Fresh => Opened::Created,
+            Claimed::TakenOver { reference } => {
+                Opened::TakenOver(InvoiceId::parse(&reference).map_err(|_| LedgerError::Corrupt("claim reference".into()))?)
+            }
+            Claimed::Refused(refused) => Opened::Refused(refused),
         })
     }
 

@@ -212,16 +212,23 @@ impl Ledger {
         self.conditional_update(update.build()?).await
     }
 
-    /// Sets when the sweep next looks at an invoice still in `expected` status.
-    pub async fn reschedule(&self, invoice_id: &InvoiceId, expected: InvoiceStatus, due_at: Timestamp) -> Result<bool, LedgerError> {
+    /// Sets when the sweep next looks at an invoice still in `expected` status with `kind` work.
+    pub async fn reschedule(
+        &self,
+        invoice_id: &InvoiceId,
+        kind: DueKind,
+        expected: InvoiceStatus,
+        due_at: Timestamp,
+    ) -> Result<bool, LedgerError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(keys::invoice_pk(invoice_id)))
             .key(SK, s(INVOICE_SK))
             .update_expression("SET due_at = :due")
-            .condition_expression("#status = :expected AND attribute_exists(due_pk)")
+            .condition_expression("#status = :expected AND due_pk = :due_pk")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":due_pk", s(keys::due_pk(kind, keys::shard_of(invoice_id.ulid()))))
             .expression_attribute_values(":due", ts(due_at))
             .build()?;
         self.conditional_update(update).await
