@@ -1,10 +1,15 @@
 """Independent check of a PDF's signatures with pyHanko; prints one JSON object.
 
-usage: pdf_signatures.py FILE [TRUSTED_CERT_PEM]
+usage: pdf_signatures.py [--acrobat-certify-policy] FILE [TRUSTED_CERT_PEM]
 
 For every signature field: its /Reason, whether the digest and signature hold (intact, valid),
 the coverage, the modification level of later changes, and whether the signer is trusted
 (when a certificate is given). Exit 0 whenever the file could be read.
+
+--acrobat-certify-policy: pyHanko's default difference policy refuses any new visible signature
+field after a certification signature, which its documentation calls stricter than Acrobat;
+with this flag the policy is pyHanko's default except that this is allowed, as Acrobat does
+(ISO 32000-1 12.8.2.2.2: with P=2, filling in forms and signing are permitted).
 """
 import json
 import sys
@@ -15,11 +20,41 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko.keys import load_cert_from_pemder
 
 
+def acrobat_certify_policy():
+    from pyhanko.sign.diff_analysis import (
+        CatalogModificationRule, DocInfoRule, DSSCompareRule, FormUpdatingRule, GenericFieldModificationRule,
+        MetadataUpdateRule, ModificationLevel, ObjectStreamRule, SigFieldCreationRule, SigFieldModificationRule,
+        StandardDiffPolicy, XrefStreamRule,
+    )
+    return StandardDiffPolicy(
+        global_rules=[
+            CatalogModificationRule(),
+            DocInfoRule().as_qualified(ModificationLevel.LTA_UPDATES),
+            XrefStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
+            ObjectStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
+            DSSCompareRule().as_qualified(ModificationLevel.LTA_UPDATES),
+            MetadataUpdateRule().as_qualified(ModificationLevel.LTA_UPDATES),
+        ],
+        form_rule=FormUpdatingRule(
+            field_rules=[
+                SigFieldCreationRule(allow_new_visible_after_certify=True),
+                SigFieldModificationRule(),
+                GenericFieldModificationRule(),
+            ],
+        ),
+    )
+
+
 def main():
-    path = sys.argv[1]
+    args = sys.argv[1:]
+    policy = None
+    if "--acrobat-certify-policy" in args:
+        args.remove("--acrobat-certify-policy")
+        policy = acrobat_certify_policy()
+    path = args[0]
     trust = None
-    if len(sys.argv) > 2:
-        trust = [load_cert_from_pemder(sys.argv[2])]
+    if len(args) > 1:
+        trust = [load_cert_from_pemder(args[1])]
     result = []
     with open(path, "rb") as handle:
         reader = PdfFileReader(handle, strict=False)
@@ -31,7 +66,7 @@ def main():
                 entry["reason"] = f"error: {error}"
             try:
                 context = ValidationContext(trust_roots=trust, allow_fetching=False) if trust else ValidationContext(allow_fetching=False)
-                status = validate_pdf_signature(embedded, context, skip_diff=False)
+                status = validate_pdf_signature(embedded, context, diff_policy=policy, skip_diff=False)
                 entry["intact"] = bool(status.intact)
                 entry["valid"] = bool(status.valid)
                 entry["trusted"] = bool(status.trusted)

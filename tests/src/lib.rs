@@ -205,13 +205,16 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
             clock: clock.clone(),
         },
         sweep: SweepService { ledger: ledger_of(&actions.refund), gateway: gateway.clone(), config: config.clone() },
-        checkout: CheckoutService::new(
-            config,
-            ledger_of(&actions.checkout),
-            gateway,
-            store_of(&actions.checkout),
-            vec![issuer.certificate_der().to_vec()],
-        ),
+        checkout: CheckoutService {
+            clock: clock.clone(),
+            ..CheckoutService::new(
+                config,
+                ledger_of(&actions.checkout),
+                gateway,
+                store_of(&actions.checkout),
+                vec![issuer.certificate_der().to_vec()],
+            )
+        },
         ledger,
         store,
         faults,

@@ -4,7 +4,10 @@
 
 use std::io::Write as _;
 
-use lopdf::{Dictionary, Object, ObjectId, StringFormat};
+use std::rc::Rc;
+
+use super::pdf::{Dict, Obj};
+use super::parse::ObjectId;
 
 use super::appearance::{self, BOLD_FONT, MONO_FONT, STAMP_SIDE_PT, StampText};
 use super::parse::{self, Loaded, XrefKind, contains};
@@ -36,15 +39,15 @@ pub struct Prepared {
     pub contents_end: usize,
 }
 
-pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<Prepared, Rejection> {
-    let original = loaded.rewritten.as_deref().unwrap_or(original);
+pub fn prepare(loaded: &Loaded<'_>, inputs: &Inputs<'_>) -> Result<Prepared, Rejection> {
     let doc = &loaded.doc;
+    let original = doc.bytes();
     let page = loaded.pages.get(inputs.page_index).ok_or(Rejection::PageOutOfRange)?;
     let catalog = parse::dict_of(doc, loaded.root_id).ok_or(Rejection::Corrupt)?;
 
-    let trailer_size = doc.trailer.get(b"Size").ok().and_then(|o| o.as_i64().ok()).unwrap_or(0);
+    let trailer_size = doc.trailer.get(b"Size").and_then(Obj::as_i64).unwrap_or(0);
     // PDF readers cap object numbers at 8,388,607 (ISO 32000-1 annex C).
-    let first_new = u32::try_from(trailer_size.max(i64::from(doc.max_id) + 1))
+    let first_new = u32::try_from(trailer_size.max(i64::from(doc.max_number) + 1))
         .ok()
         .filter(|n| *n < 8_388_600)
         .ok_or(Rejection::Corrupt)?;
@@ -52,96 +55,96 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     let widget_id: ObjectId = (first_new + 1, 0);
     let appearance_id: ObjectId = (first_new + 2, 0);
     let xref_stream_id: ObjectId = (first_new + 3, 0);
+    let widget_ref = Obj::Ref(widget_id);
+    // An array with one more element; a value that is not an array becomes one.
+    let appended = |existing: Option<Obj>| {
+        let mut items = match existing {
+            Some(Obj::Array(items)) => (*items).clone(),
+            _ => Vec::new(),
+        };
+        items.push(widget_ref.clone());
+        Obj::Array(Rc::new(items))
+    };
 
-    let mut changed: Vec<(ObjectId, Object)> = Vec::new();
+    // Every changed object is the object as read, with only the keys we add or change: every
+    // other value, numbers included, is written with the very tokens it was read with.
+    let mut changed: Vec<(ObjectId, Obj)> = Vec::new();
 
     // The page lists the widget in /Annots (an indirect array is changed in place).
     let page_dict = parse::dict_of(doc, page.id).ok_or(Rejection::Corrupt)?;
     match page_dict.get(b"Annots") {
-        Ok(Object::Reference(annots_id)) => {
-            let mut annots = match doc.objects.get(annots_id) {
-                Some(Object::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            };
-            annots.push(Object::Reference(widget_id));
-            changed.push((*annots_id, Object::Array(annots)));
+        Some(Obj::Ref(annots_id)) => {
+            // An array the stamp extends must be read whole: one that cannot be is corrupt.
+            let existing = Some(doc.get(*annots_id).map_err(|_| Rejection::Corrupt)?);
+            changed.push((*annots_id, appended(existing)));
         }
         existing => {
-            let mut page_copy = page_dict.clone();
-            let mut annots = match existing {
-                Ok(Object::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            };
-            annots.push(Object::Reference(widget_id));
-            page_copy.set("Annots", Object::Array(annots));
-            changed.push((page.id, Object::Dictionary(page_copy)));
+            let mut page_copy = (*page_dict).clone();
+            page_copy.set(b"Annots", appended(existing.cloned()));
+            changed.push((page.id, Obj::Dict(Rc::new(page_copy))));
         }
     }
 
     // The form lists the field; /SigFlags 3 = SignaturesExist | AppendOnly.
-    let mut catalog_copy = catalog.clone();
+    let mut catalog_copy = (*catalog).clone();
     let mut catalog_changed = false;
     let header_signed = contains(original, b"/ByteRange");
-    let sig_flags = |form: &mut Dictionary| {
+    let sig_flags = |form: &mut Dict| {
         // /NeedAppearances makes viewers redraw every field, and they draw signature fields
         // blank: the stamp would vanish. Dropped only where no signature covers the form.
         if !header_signed && form.has(b"NeedAppearances") {
             form.remove(b"NeedAppearances");
         }
-        let old = form.get(b"SigFlags").ok().and_then(|o| o.as_i64().ok()).unwrap_or(0);
-        form.set("SigFlags", Object::Integer(old | 3));
+        let old = form.get(b"SigFlags").and_then(|o| doc.resolve(o).ok()).and_then(|o| o.as_i64()).unwrap_or(0);
+        if old | 3 != old {
+            form.set(b"SigFlags", Obj::Int(old | 3));
+        }
     };
-    let add_field = |form: &mut Dictionary, changed: &mut Vec<(ObjectId, Object)>| match form.get(b"Fields") {
-        Ok(Object::Reference(fields_id)) => {
-            let mut fields = match doc.objects.get(fields_id) {
-                Some(Object::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            };
-            fields.push(Object::Reference(widget_id));
-            changed.push((*fields_id, Object::Array(fields)));
+    let add_field = |form: &mut Dict, changed: &mut Vec<(ObjectId, Obj)>| -> Result<(), Rejection> { match form.get(b"Fields") {
+        Some(Obj::Ref(fields_id)) => {
+            let existing = doc.get(*fields_id).map_err(|_| Rejection::Corrupt)?;
+            changed.push((*fields_id, appended(Some(existing))));
+            Ok(())
         }
         existing => {
-            let mut fields = match existing {
-                Ok(Object::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            };
-            fields.push(Object::Reference(widget_id));
-            form.set("Fields", Object::Array(fields));
+            let value = appended(existing.cloned());
+            form.set(b"Fields", value);
+            Ok(())
         }
-    };
+    } };
     match catalog.get(b"AcroForm") {
-        Ok(Object::Reference(form_id)) if parse::dict_of(doc, *form_id).is_some() => {
-            let mut form = parse::dict_of(doc, *form_id).cloned().unwrap_or_default();
-            add_field(&mut form, &mut changed);
+        Some(Obj::Ref(form_id)) if parse::dict_of(doc, *form_id).is_some() => {
+            let mut form = parse::dict_of(doc, *form_id).map(|d| (*d).clone()).unwrap_or_default();
+            add_field(&mut form, &mut changed)?;
             sig_flags(&mut form);
-            changed.push((*form_id, Object::Dictionary(form)));
+            changed.push((*form_id, Obj::Dict(Rc::new(form))));
         }
-        Ok(Object::Dictionary(form)) => {
-            let mut form = form.clone();
-            add_field(&mut form, &mut changed);
+        Some(Obj::Dict(form)) => {
+            let mut form = (**form).clone();
+            add_field(&mut form, &mut changed)?;
             sig_flags(&mut form);
-            catalog_copy.set("AcroForm", Object::Dictionary(form));
+            catalog_copy.set(b"AcroForm", Obj::Dict(Rc::new(form)));
             catalog_changed = true;
         }
         _ => {
-            let mut form = Dictionary::new();
-            form.set("Fields", Object::Array(vec![Object::Reference(widget_id)]));
-            form.set("SigFlags", Object::Integer(3));
-            catalog_copy.set("AcroForm", Object::Dictionary(form));
+            let mut form = Dict::new();
+            form.set(b"Fields", Obj::Array(Rc::new(vec![widget_ref.clone()])));
+            form.set(b"SigFlags", Obj::Int(3));
+            catalog_copy.set(b"AcroForm", Obj::Dict(Rc::new(form)));
             catalog_changed = true;
         }
     }
 
     // Version: header digits when no signature covers them, else the catalog's /Version.
     let header_version = loaded.header_version.unwrap_or((1, 0));
-    let effective = header_version.max(parse::catalog_version(doc, catalog).unwrap_or((1, 0)));
+    let effective = header_version.max(parse::catalog_version(doc, &catalog).unwrap_or((1, 0)));
     let rewrite_header = effective < MIN_VERSION && !header_signed && loaded.header_version.is_some();
     if effective < MIN_VERSION && !rewrite_header {
-        catalog_copy.set("Version", Object::Name(b"1.7".to_vec()));
+        catalog_copy.set(b"Version", Obj::name(b"1.7"));
         catalog_changed = true;
     }
     if catalog_changed {
-        changed.push((loaded.root_id, Object::Dictionary(catalog_copy)));
+        changed.push((loaded.root_id, Obj::Dict(Rc::new(catalog_copy))));
     }
 
     // Same object changed twice (e.g. page is also the Annots holder) cannot happen, but a
@@ -232,20 +235,20 @@ pub fn prepare(original: &[u8], loaded: &Loaded, inputs: &Inputs<'_>) -> Result<
     out.extend_from_slice(b"\nendstream\nendobj\n");
 
     // Cross-reference section and trailer.
-    let mut trailer = Dictionary::new();
+    let mut trailer = Dict::new();
     let highest_new = match loaded.xref_kind {
         XrefKind::Table => appearance_id.0,
         XrefKind::Stream => xref_stream_id.0,
     };
     let size = i64::from(highest_new) + 1;
-    trailer.set("Size", Object::Integer(size.max(trailer_size)));
-    trailer.set("Root", Object::Reference(loaded.root_id));
+    trailer.set(b"Size", Obj::Int(size.max(trailer_size)));
+    trailer.set(b"Root", Obj::Ref(loaded.root_id));
     for key in [&b"Info"[..], b"ID"] {
-        if let Ok(value) = doc.trailer.get(key) {
-            trailer.set(key.to_vec(), value.clone());
+        if let Some(value) = doc.trailer.get(key) {
+            trailer.set(key, value.clone());
         }
     }
-    trailer.set("Prev", Object::Integer(loaded.startxref as i64));
+    trailer.set(b"Prev", Obj::Int(loaded.startxref as i64));
     let xref_at = out.len() - base;
     match loaded.xref_kind {
         XrefKind::Table => write_xref_table(&mut out, &mut offsets, &trailer)?,
@@ -288,10 +291,10 @@ pub fn fill_signature(prepared: &mut Prepared, cms: &[u8]) -> bool {
 }
 
 fn write_literal(out: &mut Vec<u8>, text: &[u8]) {
-    let _ = write_object(out, &Object::String(text.to_vec(), StringFormat::Literal));
+    let _ = write_object(out, &Obj::Str(Rc::from(text), false));
 }
 
-fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], trailer: &Dictionary) -> Result<(), Rejection> {
+fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], trailer: &Dict) -> Result<(), Rejection> {
     offsets.sort_by_key(|(id, _)| id.0);
     out.extend_from_slice(b"xref\n");
     for run in runs(offsets) {
@@ -304,7 +307,7 @@ fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], traile
         }
     }
     out.extend_from_slice(b"trailer\n");
-    write_object(out, &Object::Dictionary(trailer.clone())).map_err(|_| Rejection::Corrupt)?;
+    write_object(out, &Obj::Dict(Rc::new(trailer.clone()))).map_err(|_| Rejection::Corrupt)?;
     out.push(b'\n');
     Ok(())
 }
@@ -312,7 +315,7 @@ fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], traile
 fn write_xref_stream(
     out: &mut Vec<u8>,
     offsets: &mut Vec<(ObjectId, usize)>,
-    mut dict: Dictionary,
+    mut dict: Dict,
     stream_id: ObjectId,
     stream_offset: usize,
 ) -> Result<(), Rejection> {
@@ -321,8 +324,8 @@ fn write_xref_stream(
     let mut index = Vec::new();
     let mut data = Vec::new();
     for run in runs(offsets) {
-        index.push(Object::Integer(i64::from(run[0].0.0)));
-        index.push(Object::Integer(run.len() as i64));
+        index.push(Obj::Int(i64::from(run[0].0.0)));
+        index.push(Obj::Int(run.len() as i64));
         for ((_, generation), offset) in run {
             let offset = u32::try_from(*offset).map_err(|_| Rejection::TooLarge)?;
             data.push(1u8);
@@ -330,12 +333,12 @@ fn write_xref_stream(
             data.extend_from_slice(&generation.to_be_bytes());
         }
     }
-    dict.set("Type", Object::Name(b"XRef".to_vec()));
-    dict.set("W", Object::Array(vec![Object::Integer(1), Object::Integer(4), Object::Integer(2)]));
-    dict.set("Index", Object::Array(index));
-    dict.set("Length", Object::Integer(data.len() as i64));
+    dict.set(b"Type", Obj::name(b"XRef"));
+    dict.set(b"W", Obj::Array(Rc::new(vec![Obj::Int(1), Obj::Int(4), Obj::Int(2)])));
+    dict.set(b"Index", Obj::Array(Rc::new(index)));
+    dict.set(b"Length", Obj::Int(data.len() as i64));
     let _ = writeln!(out, "{} 0 obj", stream_id.0);
-    write_object(out, &Object::Dictionary(dict)).map_err(|_| Rejection::Corrupt)?;
+    write_object(out, &Obj::Dict(Rc::new(dict))).map_err(|_| Rejection::Corrupt)?;
     out.extend_from_slice(b"\nstream\n");
     out.extend_from_slice(&data);
     out.extend_from_slice(b"\nendstream\nendobj\n");

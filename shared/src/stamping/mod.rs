@@ -11,6 +11,7 @@ pub mod der;
 pub mod incremental;
 pub mod issuer;
 pub mod parse;
+pub mod pdf;
 pub mod placement;
 pub mod qr;
 pub mod serialize;
@@ -149,8 +150,7 @@ fn is_a4(page: &parse::PageInfo) -> bool {
 }
 
 /// The document-level and placement checks, in the order the codes are reported.
-fn plan(pdf: &[u8], loaded: &parse::Loaded, placement: &Placement) -> Result<Plan, Rejection> {
-    let _ = pdf;
+fn plan(loaded: &parse::Loaded<'_>, placement: &Placement) -> Result<Plan, Rejection> {
     if loaded.signatures.iter().any(|s| s.reason.as_deref().and_then(serial_in_reason).is_some()) {
         return Err(Rejection::AlreadyStamped);
     }
@@ -187,7 +187,7 @@ fn plan(pdf: &[u8], loaded: &parse::Loaded, placement: &Placement) -> Result<Pla
     Ok(Plan { page_index, rect })
 }
 
-fn load_checked(pdf: &[u8]) -> Result<parse::Loaded, Rejection> {
+fn load_checked(pdf: &[u8]) -> Result<parse::Loaded<'_>, Rejection> {
     parse::find_header(pdf).ok_or(Rejection::NotPdf)?;
     if pdf.len() > MAX_PDF_BYTES {
         return Err(Rejection::TooLarge);
@@ -197,7 +197,7 @@ fn load_checked(pdf: &[u8]) -> Result<parse::Loaded, Rejection> {
 
 fn prepare(pdf: &[u8], req: &StampRequest<'_>) -> Result<(incremental::Prepared, u32), Rejection> {
     let loaded = load_checked(pdf)?;
-    let plan = plan(pdf, &loaded, req.placement)?;
+    let plan = plan(&loaded, req.placement)?;
     let inputs = incremental::Inputs {
         serial: req.serial.as_str(),
         signing_time_pdf: req.signed_at.format("D:%Y%m%d%H%M%S+00'00'").to_string(),
@@ -206,7 +206,7 @@ fn prepare(pdf: &[u8], req: &StampRequest<'_>) -> Result<(incremental::Prepared,
         page_index: plan.page_index,
         rect: plan.rect,
     };
-    let prepared = incremental::prepare(pdf, &loaded, &inputs)?;
+    let prepared = incremental::prepare(&loaded, &inputs)?;
     if prepared.bytes.len() > MAX_PDF_BYTES {
         return Err(Rejection::TooLarge);
     }

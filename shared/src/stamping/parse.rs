@@ -2,17 +2,21 @@
 //! page tree with inherited boxes and rotation, and the signatures already on the document.
 //! Every walk is bounded (depth, count, visited set) so hostile files cannot loop or blow up.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::rc::Rc;
 
-use lopdf::{Dictionary, Document, Object, ObjectId};
-
+pub use super::pdf::XrefKind;
+use super::pdf::{Dict, Doc, Obj};
 use super::Rejection;
 
-/// Largest size any single stream may decompress to while loading (object and xref streams).
+pub type ObjectId = super::pdf::Id;
+
+/// Largest size a stream may decompress to in the repair path (lopdf rewrite).
 const MAX_DECOMPRESSED_STREAM: usize = 2 * 1024 * 1024;
-/// Most object streams we let the loader inflate: with the per-stream cap this bounds the
-/// memory a file can make the loader spend, whatever it inflates to.
-const MAX_OBJECT_STREAMS: usize = 64;
+/// Most signature values looked at: enough for any real document, and a bound on the work a
+/// file with thousands of signature fields can cause.
+pub const MAX_SIGNATURE_VALUES: usize = 64;
 /// Deepest page tree / field tree / parent chain we follow.
 const MAX_TREE_DEPTH: usize = 64;
 /// Most pages we accept in one document.
@@ -70,20 +74,13 @@ impl PageInfo {
     }
 }
 
-/// Kind of the last cross-reference section, which our appended section copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XrefKind {
-    Table,
-    Stream,
-}
-
 /// A signature value dictionary found on the document.
 #[derive(Debug, Clone)]
 pub struct SignatureValue {
     pub reason: Option<Vec<u8>>,
     pub signing_time: Option<Vec<u8>>,
     pub byte_range: Option<Vec<i64>>,
-    pub contents: Option<Vec<u8>>,
+    pub contents: Option<Rc<[u8]>>,
     /// `/P` of a DocMDP transform in this signature's `/Reference`, when there is one (default 2).
     pub docmdp_permission: Option<i64>,
 }
@@ -95,11 +92,10 @@ pub struct SignatureWidget {
     pub rect: Rect,
 }
 
-pub struct Loaded {
-    pub doc: Document,
-    /// When the cross-reference data was damaged and no signature exists, the whole file
-    /// rewritten by lopdf: the update is appended to these bytes instead of the original.
-    pub rewritten: Option<Vec<u8>>,
+pub struct Loaded<'a> {
+    /// The document; when the cross-reference data was damaged and no signature exists, its
+    /// bytes are the whole file rewritten (the update is appended to them instead).
+    pub doc: Doc<'a>,
     /// Where `%PDF-` starts; cross-reference offsets count from here.
     pub header_offset: usize,
     pub header_version: Option<(u8, u8)>,
@@ -129,47 +125,56 @@ pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
 /// Loads what stamping needs, or says why the file cannot be stamped. A file whose last
 /// cross-reference section cannot be found has no sound `/Prev` for an incremental update: it is
 /// rewritten whole when `allow_rewrite` and no signature would be broken by that, else corrupt.
-pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded, Rejection> {
+pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded<'_>, Rejection> {
     let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
-    if memchr::memmem::find_iter(pdf, b"/ObjStm").nth(MAX_OBJECT_STREAMS).is_some() {
-        return Err(Rejection::Corrupt);
-    }
-    let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
-    let doc = match Document::load_mem_with_options(pdf, options) {
+    let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
+        if contains(pdf, b"/Encrypt") {
+            return Err(Rejection::Encrypted);
+        }
+        // Rewrite only what standard readers still repair: a classic trailer and a startxref
+        // are there, just with a wrong offset. Truncated files and broken xref streams stay
+        // corrupt, and signed files are never rewritten (that would break their signatures).
+        // Object streams are refused here: the whole-file rewrite would inflate them all.
+        let repairable = contains(pdf, b"trailer") && contains(pdf, b"startxref") && !contains(pdf, b"/ObjStm");
+        if !allow_rewrite || !repairable || contains(pdf, b"/ByteRange") {
+            return Err(Rejection::Corrupt);
+        }
+        let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
+        let mut whole = lopdf::Document::load_mem_with_options(pdf, options).map_err(|_| Rejection::Corrupt)?;
+        if whole.trailer.has(b"Encrypt") || whole.encryption_state.is_some() || whole.is_encrypted() {
+            return Err(Rejection::Encrypted);
+        }
+        let mut rewritten = Vec::with_capacity(pdf.len());
+        whole.save_to(&mut rewritten).map_err(|_| Rejection::Corrupt)?;
+        drop(whole);
+        let (header_offset, header_version) = find_header(&rewritten).ok_or(Rejection::Corrupt)?;
+        let (startxref, xref_kind) = last_section(&rewritten, header_offset).ok_or(Rejection::Corrupt)?;
+        let doc = Doc::open(Cow::Owned(rewritten), header_offset, startxref).map_err(|_| Rejection::Corrupt)?;
+        return finish(doc, header_version, startxref, xref_kind);
+    };
+    let doc = match Doc::open(Cow::Borrowed(pdf), header_offset, startxref) {
         Ok(doc) => doc,
         Err(_) if contains(pdf, b"/Encrypt") => return Err(Rejection::Encrypted),
         Err(_) => return Err(Rejection::Corrupt),
     };
-    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() || doc.is_encrypted() {
+    finish(doc, header_version, startxref, xref_kind)
+}
+
+fn finish(doc: Doc<'_>, header_version: Option<(u8, u8)>, startxref: usize, xref_kind: XrefKind) -> Result<Loaded<'_>, Rejection> {
+    if doc.trailer.has(b"Encrypt") {
         return Err(Rejection::Encrypted);
     }
-    let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
-        // Rewrite only what standard readers still repair: a classic trailer and a startxref
-        // are there, just with a wrong offset. Truncated files and broken xref streams stay
-        // corrupt, and signed files are never rewritten (that would break their signatures).
-        let repairable = contains(pdf, b"trailer") && contains(pdf, b"startxref");
-        if !allow_rewrite || !repairable || contains(pdf, b"/ByteRange") {
-            return Err(Rejection::Corrupt);
-        }
-        let mut doc = doc;
-        let mut rewritten = Vec::with_capacity(pdf.len());
-        doc.save_to(&mut rewritten).map_err(|_| Rejection::Corrupt)?;
-        let mut loaded = load(&rewritten, false)?;
-        loaded.rewritten = Some(rewritten);
-        return Ok(loaded);
-    };
-    let root_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| Rejection::Corrupt)?;
+    let root_id = doc.trailer.get(b"Root").and_then(Obj::as_ref_id).ok_or(Rejection::Corrupt)?;
     let catalog = dict_of(&doc, root_id).ok_or(Rejection::Corrupt)?;
-    let pages = collect_pages(&doc, catalog)?;
+    let pages = collect_pages(&doc, &catalog)?;
     if pages.is_empty() {
         return Err(Rejection::Corrupt);
     }
-    let (signatures, signature_widgets) = collect_signatures(&doc, catalog, &pages);
-    let certification_permission = certification_permission(&doc, catalog);
+    let (signatures, signature_widgets) = collect_signatures(&doc, &catalog, &pages);
+    let certification_permission = certification_permission(&doc, &catalog);
     Ok(Loaded {
+        header_offset: doc.base,
         doc,
-        rewritten: None,
-        header_offset,
         header_version,
         startxref,
         xref_kind,
@@ -220,53 +225,32 @@ fn last_section(pdf: &[u8], header_offset: usize) -> Option<(usize, XrefKind)> {
 }
 
 /// Follows references (a bounded number of hops) to the object they name.
-pub fn resolve<'a>(doc: &'a Document, mut object: &'a Object) -> Option<&'a Object> {
-    for _ in 0..16 {
-        match object {
-            Object::Reference(id) => object = doc.objects.get(id)?,
-            other => return Some(other),
-        }
-    }
-    None
+pub fn resolve(doc: &Doc<'_>, object: &Obj) -> Option<Obj> {
+    doc.resolve(object).ok()
 }
 
-pub fn dict_of(doc: &Document, id: ObjectId) -> Option<&Dictionary> {
-    match doc.objects.get(&id)? {
-        Object::Dictionary(dict) => Some(dict),
-        Object::Stream(stream) => Some(&stream.dict),
-        _ => None,
-    }
+pub fn dict_of(doc: &Doc<'_>, id: ObjectId) -> Option<Rc<Dict>> {
+    doc.get(id).ok()?.as_dict().cloned()
 }
 
-pub fn get<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
-    resolve(doc, dict.get(key).ok()?)
+pub fn get(doc: &Doc<'_>, dict: &Dict, key: &[u8]) -> Option<Obj> {
+    resolve(doc, dict.get(key)?)
 }
 
-pub fn get_dict<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Dictionary> {
-    match get(doc, dict, key)? {
-        Object::Dictionary(d) => Some(d),
-        Object::Stream(s) => Some(&s.dict),
-        _ => None,
-    }
+pub fn get_dict(doc: &Doc<'_>, dict: &Dict, key: &[u8]) -> Option<Rc<Dict>> {
+    get(doc, dict, key)?.as_dict().cloned()
 }
 
-pub fn get_array<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Vec<Object>> {
-    match get(doc, dict, key)? {
-        Object::Array(a) => Some(a),
-        _ => None,
-    }
+pub fn get_array(doc: &Doc<'_>, dict: &Dict, key: &[u8]) -> Option<Rc<Vec<Obj>>> {
+    get(doc, dict, key)?.as_array().cloned()
 }
 
-pub fn number(doc: &Document, object: &Object) -> Option<f64> {
-    match resolve(doc, object)? {
-        Object::Integer(i) => Some(*i as f64),
-        Object::Real(r) if r.is_finite() => Some(f64::from(*r)),
-        _ => None,
-    }
+pub fn number(doc: &Doc<'_>, object: &Obj) -> Option<f64> {
+    resolve(doc, object)?.as_f64()
 }
 
-pub fn rect_of(doc: &Document, object: &Object) -> Option<Rect> {
-    let Object::Array(items) = resolve(doc, object)? else { return None };
+pub fn rect_of(doc: &Doc<'_>, object: &Obj) -> Option<Rect> {
+    let items = resolve(doc, object)?.as_array()?.clone();
     if items.len() != 4 {
         return None;
     }
@@ -277,8 +261,8 @@ pub fn rect_of(doc: &Document, object: &Object) -> Option<Rect> {
     }
 }
 
-fn name_is(doc: &Document, dict: &Dictionary, key: &[u8], expected: &[u8]) -> bool {
-    matches!(get(doc, dict, key), Some(Object::Name(n)) if n == expected)
+fn name_is(doc: &Doc<'_>, dict: &Dict, key: &[u8], expected: &[u8]) -> bool {
+    get(doc, dict, key).is_some_and(|n| n.as_name() == Some(expected))
 }
 
 #[derive(Clone, Copy)]
@@ -289,11 +273,8 @@ struct Inherited {
 }
 
 /// Pages in order, with `/MediaBox`, `/CropBox` and `/Rotate` inherited down the tree.
-fn collect_pages(doc: &Document, catalog: &Dictionary) -> Result<Vec<PageInfo>, Rejection> {
-    let root = match catalog.get(b"Pages") {
-        Ok(Object::Reference(id)) => *id,
-        _ => return Err(Rejection::Corrupt),
-    };
+fn collect_pages(doc: &Doc<'_>, catalog: &Dict) -> Result<Vec<PageInfo>, Rejection> {
+    let root = catalog.get(b"Pages").and_then(Obj::as_ref_id).ok_or(Rejection::Corrupt)?;
     let mut pages = Vec::new();
     let mut visited = HashSet::new();
     // Explicit stack instead of recursion: (node, inherited attributes, depth).
@@ -304,11 +285,11 @@ fn collect_pages(doc: &Document, catalog: &Dictionary) -> Result<Vec<PageInfo>, 
         }
         let node = dict_of(doc, id).ok_or(Rejection::Corrupt)?;
         let here = Inherited {
-            media: node.get(b"MediaBox").ok().and_then(|o| rect_of(doc, o)).or(inherited.media),
-            crop: node.get(b"CropBox").ok().and_then(|o| rect_of(doc, o)).or(inherited.crop),
-            rotate: node.get(b"Rotate").ok().and_then(|o| number(doc, o)).map(|r| r as i64).or(inherited.rotate),
+            media: node.get(b"MediaBox").and_then(|o| rect_of(doc, o)).or(inherited.media),
+            crop: node.get(b"CropBox").and_then(|o| rect_of(doc, o)).or(inherited.crop),
+            rotate: node.get(b"Rotate").and_then(|o| number(doc, o)).map(|r| r as i64).or(inherited.rotate),
         };
-        let is_page = name_is(doc, node, b"Type", b"Page") || (!node.has(b"Kids") && node.has(b"Contents"));
+        let is_page = name_is(doc, &node, b"Type", b"Page") || (!node.has(b"Kids") && node.has(b"Contents"));
         if is_page {
             pages.push(page_info(id, here)?);
             if pages.len() > MAX_PAGES {
@@ -316,10 +297,13 @@ fn collect_pages(doc: &Document, catalog: &Dictionary) -> Result<Vec<PageInfo>, 
             }
             continue;
         }
-        let kids = get_array(doc, node, b"Kids").ok_or(Rejection::Corrupt)?;
+        let kids = get_array(doc, &node, b"Kids").ok_or(Rejection::Corrupt)?;
+        if kids.len() > MAX_PAGES * 2 {
+            return Err(Rejection::Corrupt);
+        }
         // Pushed in reverse so pages pop in document order.
         for kid in kids.iter().rev() {
-            if let Object::Reference(kid_id) = kid {
+            if let Obj::Ref(kid_id) = kid {
                 stack.push((*kid_id, here, depth + 1));
             }
         }
@@ -346,75 +330,80 @@ fn page_info(id: ObjectId, attrs: Inherited) -> Result<PageInfo, Rejection> {
 
 /// Signature values reachable from the form fields and page annotations, and the signature
 /// widgets that sit on pages.
-fn collect_signatures(doc: &Document, catalog: &Dictionary, pages: &[PageInfo]) -> (Vec<SignatureValue>, Vec<SignatureWidget>) {
+fn collect_signatures(doc: &Doc<'_>, catalog: &Dict, pages: &[PageInfo]) -> (Vec<SignatureValue>, Vec<SignatureWidget>) {
     let mut seen_values = HashSet::new();
     let mut values = Vec::new();
     let mut widgets = Vec::new();
     let mut budget = MAX_NODES;
 
-    let mut note_value = |v: &Object, values: &mut Vec<SignatureValue>| {
-        let key = match v {
-            Object::Reference(id) => Some(*id),
-            _ => None,
-        };
-        if let Some(key) = key
-            && !seen_values.insert(key)
+    let mut note_value = |v: &Obj, values: &mut Vec<SignatureValue>| {
+        if values.len() >= MAX_SIGNATURE_VALUES {
+            return;
+        }
+        if let Obj::Ref(id) = v
+            && !seen_values.insert(*id)
         {
             return;
         }
-        if let Some(Object::Dictionary(d)) = resolve(doc, v) {
-            values.push(signature_value(doc, d));
+        if let Some(Obj::Dict(d)) = resolve(doc, v) {
+            values.push(signature_value(doc, &d));
         }
     };
 
     // Field tree, without recursion.
     if let Some(acroform) = get_dict(doc, catalog, b"AcroForm")
-        && let Some(fields) = get_array(doc, acroform, b"Fields")
+        && let Some(fields) = get_array(doc, &acroform, b"Fields")
     {
         let mut visited = HashSet::new();
-        let mut stack: Vec<(&Object, bool, usize)> = fields.iter().map(|f| (f, false, 0)).collect();
+        let mut stack: Vec<(Obj, bool, usize)> = fields.iter().take(MAX_NODES).map(|f| (f.clone(), false, 0)).collect();
         while let Some((field, parent_is_sig, depth)) = stack.pop() {
             if budget == 0 || depth > MAX_TREE_DEPTH {
                 break;
             }
             budget -= 1;
-            if let Object::Reference(id) = field
-                && !visited.insert(*id)
+            if let Obj::Ref(id) = field
+                && !visited.insert(id)
             {
                 continue;
             }
-            let Some(Object::Dictionary(node)) = resolve(doc, field) else { continue };
-            let is_sig = match get(doc, node, b"FT") {
-                Some(Object::Name(n)) => n == b"Sig",
+            let Some(Obj::Dict(node)) = resolve(doc, &field) else { continue };
+            let is_sig = match get(doc, &node, b"FT") {
+                Some(Obj::Name(n)) => &*n == b"Sig",
                 _ => parent_is_sig,
             };
-            if is_sig && let Ok(v) = node.get(b"V") {
+            if is_sig && let Some(v) = node.get(b"V") {
                 note_value(v, &mut values);
             }
-            if let Some(kids) = get_array(doc, node, b"Kids") {
-                stack.extend(kids.iter().map(|k| (k, is_sig, depth + 1)));
+            if let Some(kids) = get_array(doc, &node, b"Kids") {
+                stack.extend(kids.iter().take(budget).map(|k| (k.clone(), is_sig, depth + 1)));
             }
         }
     }
 
     // Page annotations: signature widgets (for overlap) and values not listed in the fields.
+    let mut seen_annots = HashSet::new();
     for page in pages {
         let Some(page_dict) = dict_of(doc, page.id) else { continue };
-        let Some(annots) = get_array(doc, page_dict, b"Annots") else { continue };
-        for annot in annots {
+        let Some(annots) = get_array(doc, &page_dict, b"Annots") else { continue };
+        for annot in annots.iter() {
             if budget == 0 {
                 break;
             }
             budget -= 1;
-            let Some(Object::Dictionary(widget)) = resolve(doc, annot) else { continue };
-            if !name_is(doc, widget, b"Subtype", b"Widget") {
+            if let Obj::Ref(id) = annot
+                && !seen_annots.insert((page.id, *id))
+            {
                 continue;
             }
-            let Some(field) = signature_field_of(doc, widget) else { continue };
-            if let Ok(v) = field.get(b"V") {
+            let Some(Obj::Dict(widget)) = resolve(doc, annot) else { continue };
+            if !name_is(doc, &widget, b"Subtype", b"Widget") {
+                continue;
+            }
+            let Some(field) = signature_field_of(doc, &widget) else { continue };
+            if let Some(v) = field.get(b"V") {
                 note_value(v, &mut values);
             }
-            if let Some(rect) = widget.get(b"Rect").ok().and_then(|r| rect_of(doc, r))
+            if let Some(rect) = widget.get(b"Rect").and_then(|r| rect_of(doc, r))
                 && rect.has_area()
             {
                 widgets.push(SignatureWidget { page: Some(page.id), rect });
@@ -424,7 +413,7 @@ fn collect_signatures(doc: &Document, catalog: &Dictionary, pages: &[PageInfo]) 
 
     // Usage-rights and certification signatures live under /Perms.
     if let Some(perms) = get_dict(doc, catalog, b"Perms") {
-        for (_, v) in perms.iter() {
+        for (_, v) in perms.iter().take(MAX_SIGNATURE_VALUES) {
             note_value(v, &mut values);
         }
     }
@@ -433,63 +422,59 @@ fn collect_signatures(doc: &Document, catalog: &Dictionary, pages: &[PageInfo]) 
 
 /// The field dictionary (the widget itself or an ancestor) that makes `widget` a signature
 /// field, if it is one.
-fn signature_field_of<'a>(doc: &'a Document, widget: &'a Dictionary) -> Option<&'a Dictionary> {
-    let mut node = widget;
+fn signature_field_of(doc: &Doc<'_>, widget: &Rc<Dict>) -> Option<Rc<Dict>> {
+    let mut node = widget.clone();
     for _ in 0..MAX_TREE_DEPTH {
-        match get(doc, node, b"FT") {
-            Some(Object::Name(n)) if n == b"Sig" => return Some(node),
-            Some(Object::Name(_)) => return None,
+        match get(doc, &node, b"FT") {
+            Some(Obj::Name(n)) if &*n == b"Sig" => return Some(node),
+            Some(Obj::Name(_)) => return None,
             _ => {}
         }
-        node = get_dict(doc, node, b"Parent")?;
+        node = get_dict(doc, &node, b"Parent")?;
     }
     None
 }
 
-fn signature_value(doc: &Document, value: &Dictionary) -> SignatureValue {
+fn signature_value(doc: &Doc<'_>, value: &Dict) -> SignatureValue {
     let string = |key: &[u8]| match get(doc, value, key) {
-        Some(Object::String(bytes, _)) => Some(bytes.clone()),
+        Some(Obj::Str(bytes, _)) => Some(bytes),
         _ => None,
     };
     let byte_range = get_array(doc, value, b"ByteRange").map(|items| {
-        items.iter().filter_map(|o| match resolve(doc, o) {
-            Some(Object::Integer(i)) => Some(*i),
-            _ => None,
-        }).collect()
+        items.iter().take(64).filter_map(|o| resolve(doc, o).and_then(|o| o.as_i64())).collect()
     });
     let docmdp_permission = get_array(doc, value, b"Reference").and_then(|refs| {
-        refs.iter().find_map(|r| {
-            let Some(Object::Dictionary(reference)) = resolve(doc, r) else { return None };
-            if !name_is(doc, reference, b"TransformMethod", b"DocMDP") {
+        refs.iter().take(64).find_map(|r| {
+            let Some(Obj::Dict(reference)) = resolve(doc, r) else { return None };
+            if !name_is(doc, &reference, b"TransformMethod", b"DocMDP") {
                 return None;
             }
-            let permission = get_dict(doc, reference, b"TransformParams")
-                .and_then(|params| params.get(b"P").ok())
-                .and_then(|p| number(doc, p))
+            let permission = get_dict(doc, &reference, b"TransformParams")
+                .and_then(|params| params.get(b"P").and_then(|p| number(doc, p)))
                 .map(|p| p as i64)
                 .unwrap_or(2);
             Some(permission)
         })
     });
     SignatureValue {
-        reason: string(b"Reason"),
-        signing_time: string(b"M"),
+        reason: string(b"Reason").map(|r| r.to_vec()),
+        signing_time: string(b"M").map(|m| m.to_vec()),
         byte_range,
         contents: string(b"Contents"),
         docmdp_permission,
     }
 }
 
-fn certification_permission(doc: &Document, catalog: &Dictionary) -> Option<i64> {
+fn certification_permission(doc: &Doc<'_>, catalog: &Dict) -> Option<i64> {
     let perms = get_dict(doc, catalog, b"Perms")?;
-    let docmdp = get_dict(doc, perms, b"DocMDP")?;
-    Some(signature_value(doc, docmdp).docmdp_permission.unwrap_or(2))
+    let docmdp = get_dict(doc, &perms, b"DocMDP")?;
+    Some(signature_value(doc, &docmdp).docmdp_permission.unwrap_or(2))
 }
 
 /// The catalog's `/Version`, when it is a name like `1.7`.
-pub fn catalog_version(doc: &Document, catalog: &Dictionary) -> Option<(u8, u8)> {
-    let Some(Object::Name(name)) = get(doc, catalog, b"Version") else { return None };
-    match name.as_slice() {
+pub fn catalog_version(doc: &Doc<'_>, catalog: &Dict) -> Option<(u8, u8)> {
+    let name = get(doc, catalog, b"Version")?;
+    match name.as_name()? {
         [major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => Some((major - b'0', minor - b'0')),
         _ => None,
     }

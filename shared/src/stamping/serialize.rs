@@ -3,31 +3,33 @@
 
 use std::io::Write as _;
 
-use lopdf::{Dictionary, Object, StringFormat};
+use super::pdf::{Dict, Obj};
 
 const MAX_DEPTH: usize = 128;
 
 #[derive(Debug)]
 pub struct TooDeep;
 
-pub fn write_object(out: &mut Vec<u8>, object: &Object) -> Result<(), TooDeep> {
+/// Writes a value. Numbers read from a document are written with the token they were read
+/// as, so a value that is copied says exactly what it said before.
+pub fn write_object(out: &mut Vec<u8>, object: &Obj) -> Result<(), TooDeep> {
     write_at(out, object, 0)
 }
 
-fn write_at(out: &mut Vec<u8>, object: &Object, depth: usize) -> Result<(), TooDeep> {
+fn write_at(out: &mut Vec<u8>, object: &Obj, depth: usize) -> Result<(), TooDeep> {
     if depth > MAX_DEPTH {
         return Err(TooDeep);
     }
     match object {
-        Object::Null => out.extend_from_slice(b"null"),
-        Object::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Object::Integer(i) => {
+        Obj::Null => out.extend_from_slice(b"null"),
+        Obj::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Obj::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Object::Real(r) => out.extend_from_slice(real(f64::from(*r)).as_bytes()),
-        Object::Name(name) => write_name(out, name),
-        Object::String(bytes, format) => write_string(out, bytes, *format),
-        Object::Array(items) => {
+        Obj::Real(_, token) => out.extend_from_slice(token),
+        Obj::Name(name) => write_name(out, name),
+        Obj::Str(bytes, hex) => write_string(out, bytes, *hex),
+        Obj::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -37,23 +39,17 @@ fn write_at(out: &mut Vec<u8>, object: &Object, depth: usize) -> Result<(), TooD
             }
             out.push(b']');
         }
-        Object::Dictionary(dict) => write_dict(out, dict, depth)?,
-        Object::Stream(stream) => {
-            let mut dict = stream.dict.clone();
-            dict.set("Length", Object::Integer(stream.content.len() as i64));
-            write_dict(out, &dict, depth)?;
-            out.extend_from_slice(b"\nstream\n");
-            out.extend_from_slice(&stream.content);
-            out.extend_from_slice(b"\nendstream");
-        }
-        Object::Reference((id, generation)) => {
+        Obj::Dict(dict) => write_dict(out, dict, depth)?,
+        // Streams are never copied: only dictionaries and arrays are rewritten.
+        Obj::Stream(..) => return Err(TooDeep),
+        Obj::Ref((id, generation)) => {
             let _ = write!(out, "{id} {generation} R");
         }
     }
     Ok(())
 }
 
-fn write_dict(out: &mut Vec<u8>, dict: &Dictionary, depth: usize) -> Result<(), TooDeep> {
+fn write_dict(out: &mut Vec<u8>, dict: &Dict, depth: usize) -> Result<(), TooDeep> {
     out.extend_from_slice(b"<<");
     for (key, value) in dict.iter() {
         write_name(out, key);
@@ -76,8 +72,8 @@ pub fn write_name(out: &mut Vec<u8>, name: &[u8]) {
     }
 }
 
-fn write_string(out: &mut Vec<u8>, bytes: &[u8], format: StringFormat) {
-    if format == StringFormat::Hexadecimal {
+fn write_string(out: &mut Vec<u8>, bytes: &[u8], hex: bool) {
+    if hex {
         out.push(b'<');
         for b in bytes {
             let _ = write!(out, "{b:02X}");
@@ -109,9 +105,11 @@ pub fn real(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::rc::Rc;
+
     use super::*;
 
-    fn written(object: &Object) -> String {
+    fn written(object: &Obj) -> String {
         let mut out = Vec::new();
         write_object(&mut out, object).expect("shallow");
         String::from_utf8_lossy(&out).into_owned()
@@ -119,19 +117,20 @@ mod tests {
 
     #[test]
     fn writes_each_kind() {
-        let mut dict = Dictionary::new();
-        dict.set("A b", Object::Name(b"x/y".to_vec()));
-        dict.set("S", Object::String(b"a(b)\\".to_vec(), StringFormat::Literal));
-        dict.set("H", Object::String(vec![0, 255], StringFormat::Hexadecimal));
-        dict.set("R", Object::Array(vec![Object::Reference((3, 0)), Object::Real(1.5), Object::Integer(-2), Object::Null, Object::Boolean(true)]));
-        assert_eq!(written(&Object::Dictionary(dict)), r"<</A#20b /x#2Fy/S (a\(b\)\\)/H <00FF>/R [3 0 R 1.5 -2 null true]>>");
+        let mut dict = Dict::new();
+        dict.set(b"A b", Obj::name(b"x/y"));
+        dict.set(b"S", Obj::Str(Rc::from(&b"a(b)\\"[..]), false));
+        dict.set(b"H", Obj::Str(Rc::from(&[0u8, 255][..]), true));
+        let real = Obj::Real(595.2756, Rc::from(&b"595.2756"[..]));
+        dict.set(b"R", Obj::Array(Rc::new(vec![Obj::Ref((3, 0)), real, Obj::Int(-2), Obj::Null, Obj::Bool(true)])));
+        assert_eq!(written(&Obj::Dict(Rc::new(dict))), r"<</A#20b /x#2Fy/S (a\(b\)\\)/H <00FF>/R [3 0 R 595.2756 -2 null true]>>");
     }
 
     #[test]
     fn refuses_absurd_nesting() {
-        let mut object = Object::Null;
+        let mut object = Obj::Null;
         for _ in 0..1000 {
-            object = Object::Array(vec![object]);
+            object = Obj::Array(Rc::new(vec![object]));
         }
         assert!(write_object(&mut Vec::new(), &object).is_err());
     }

@@ -10,6 +10,11 @@ pub(crate) fn a4_pdf(pages: usize) -> Vec<u8> {
 /// A small PDF with `pages` A4 pages, `extra` added to the page tree root's dictionary, and a
 /// comment of `padding` bytes to make it larger.
 pub(crate) fn pdf_with(pages: usize, extra: &str, padding: usize) -> Vec<u8> {
+    pdf_with_page(pages, extra, "", padding)
+}
+
+/// Like [`pdf_with`], with `page_extra` added to every page's dictionary.
+pub(crate) fn pdf_with_page(pages: usize, extra: &str, page_extra: &str, padding: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut offsets = Vec::new();
     out.extend_from_slice(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n");
@@ -25,7 +30,7 @@ pub(crate) fn pdf_with(pages: usize, extra: &str, padding: usize) -> Vec<u8> {
     ];
     let content_id = 3 + pages;
     for _ in 0..pages {
-        objects.push(format!("<</Type/Page/Parent 2 0 R/Contents {content_id} 0 R/Resources<<>>>>"));
+        objects.push(format!("<</Type/Page/Parent 2 0 R/Contents {content_id} 0 R/Resources<<>>{page_extra}>>"));
     }
     objects.push("<</Length 20>>\nstream\n0 0 1 rg 10 10 50 50 re f\nendstream".replace("20", "27"));
     for (i, body) in objects.iter().enumerate() {
@@ -261,8 +266,21 @@ fn signed_documents_keep_their_header_and_get_a_catalog_version() {
     let stamped = stamp_with(&pdf, &place(None, 10.0, 10.0), &issuer()).expect("stamps");
     assert!(stamped.pdf.starts_with(b"%PDF-1.4"));
     assert_eq!(&stamped.pdf[..pdf.len()], &pdf[..], "every original byte kept");
-    let doc = lopdf::Document::load_mem(&stamped.pdf).expect("reloads");
-    let root = doc.trailer.get(b"Root").and_then(lopdf::Object::as_reference).expect("root");
-    let catalog = doc.get_dictionary(root).expect("catalog");
-    assert_eq!(parse::catalog_version(&doc, catalog), Some((1, 7)));
+    let loaded = parse::load(&stamped.pdf, false).expect("reloads");
+    let catalog = parse::dict_of(&loaded.doc, loaded.root_id).expect("catalog");
+    assert_eq!(parse::catalog_version(&loaded.doc, &catalog), Some((1, 7)));
+}
+
+#[test]
+fn rewritten_objects_keep_every_value_token_for_token() {
+    // Fractional boxes as producers write them (reportlab's A4), a user unit, odd spellings.
+    let page_extra = "/MediaBox[0 0 595.2756 841.8898]/CropBox[0.5 0.25 595.0000 841.5]/UserUnit 1.0/Rotate 0/X -.50";
+    let pdf = pdf_with_page(1, "", page_extra, 0);
+    let stamped = stamp_with(&pdf, &place(None, 10.0, 10.0), &issuer()).expect("stamps");
+    let update = String::from_utf8_lossy(&stamped.pdf[pdf.len()..]).into_owned();
+    let page_at = update.find("3 0 obj").expect("the page is rewritten");
+    let page = &update[page_at..page_at + update[page_at..].find("endobj").expect("ends")];
+    for kept in ["/MediaBox [0 0 595.2756 841.8898]", "/CropBox [0.5 0.25 595.0000 841.5]", "/UserUnit 1.0", "/X -.50", "/Annots ["] {
+        assert!(page.contains(kept), "{kept} in {page}");
+    }
 }

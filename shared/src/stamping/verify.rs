@@ -1,9 +1,14 @@
 //! Finding the e-Meterai signatures in a document and checking each one.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::parse::{self, SignatureValue, find_header};
 use super::{Rejection, cms, serial_in_reason};
+
+/// Most e-Meterai signatures checked in one document (a document holds one; more is hostile).
+pub const MAX_STAMPS_CHECKED: usize = 8;
 
 /// An e-Meterai signature found in a document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -34,9 +39,11 @@ pub fn verify(pdf: &[u8], issuer_certs: Option<&[Vec<u8>]>) -> Result<Vec<FoundS
     find_header(pdf).ok_or(Rejection::NotPdf)?;
     let loaded = parse::load(pdf, false)?;
     let mut found = Vec::new();
-    for value in &loaded.signatures {
-        let Some(serial) = value.reason.as_deref().and_then(serial_in_reason) else { continue };
-        let (signature_valid, unmodified_since_stamp, certificate) = check_value(pdf, value);
+    // Each distinct signed range is hashed once, however many signatures name it.
+    let mut digests: HashMap<[usize; 4], [u8; 32]> = HashMap::new();
+    let stamps = loaded.signatures.iter().filter_map(|v| Some((v, v.reason.as_deref().and_then(serial_in_reason)?)));
+    for (value, serial) in stamps.take(MAX_STAMPS_CHECKED) {
+        let (signature_valid, unmodified_since_stamp, certificate) = check_value(pdf, value, &mut digests);
         let issuer_trusted = issuer_certs.map(|certs| {
             certificate.as_ref().is_some_and(|c| certs.iter().any(|trusted| trusted == c))
         });
@@ -65,7 +72,7 @@ pub(crate) fn finds_own_signature(pdf: &[u8], serial: &str, byte_range: [usize; 
     })
 }
 
-fn check_value(pdf: &[u8], value: &SignatureValue) -> (bool, bool, Option<Vec<u8>>) {
+fn check_value(pdf: &[u8], value: &SignatureValue, digests: &mut HashMap<[usize; 4], [u8; 32]>) -> (bool, bool, Option<Vec<u8>>) {
     let (Some(range), Some(contents)) = (value.byte_range.as_deref(), value.contents.as_deref()) else {
         return (false, false, None);
     };
@@ -87,7 +94,9 @@ fn check_value(pdf: &[u8], value: &SignatureValue) -> (bool, bool, Option<Vec<u8
         && gap.last() == Some(&b'>')
         && gap.get(1..gap.len() - 1).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
     let ends_revision = revision_ends_at(pdf, end);
-    let digest = cms::sha256(&[pdf.get(..b).unwrap_or_default(), pdf.get(c..end).unwrap_or_default()]);
+    let digest = *digests
+        .entry([a, b, c, d])
+        .or_insert_with(|| cms::sha256(&[pdf.get(..b).unwrap_or_default(), pdf.get(c..end).unwrap_or_default()]));
     let check = cms::verify_detached(contents, &digest);
     let valid = check.valid && gap_is_contents && ends_revision;
     let whole_file = end == pdf.len() || pdf.get(end..).is_some_and(|rest| rest.iter().all(u8::is_ascii_whitespace));
