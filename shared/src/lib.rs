@@ -10,7 +10,9 @@
 //! - `http`: the request/response types and problem+json errors shared by the API handlers.
 //! - `handlers`: one entry point per Lambda trigger; they wire the pieces, they hold no rules.
 //! - `config`: typed configuration read once per container.
+//! - `audit`: the operators' check of every ledger invariant over the whole table.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod domain;
