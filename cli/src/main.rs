@@ -1,9 +1,10 @@
 //! `emeterai`: the command line. Argument parsing and output only; the rules live in the
 //! `emeterai` library.
 //!
-//! Exit codes: 0 success, 1 any failure other than a rejection (bad arguments, I/O, config),
-//! 2 the document was rejected (`rejected: <code>: <message>` on stderr; for `verify`, also
-//! when it found no e-Meterai or one that does not hold).
+//! Exit codes (API.md): 0 success, 1 any failure other than a rejection (bad arguments, I/O,
+//! config), 2 the document was rejected (`rejected: <code>: <message>` on stderr; for `verify`,
+//! also when it found no e-Meterai or one that does not hold). clap's own exit code for a usage
+//! error is 2, which would read as a rejection here, so usage errors are mapped to 1.
 
 mod stamp_cmd;
 mod token_cmd;
@@ -11,13 +12,33 @@ mod verify_cmd;
 
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage:
-  emeterai stamp INPUT --output OUTPUT --serial SN [--page N] [--x-mm X --y-mm Y] [--at RFC3339] [--verify-base-url URL] [--json]
-  emeterai verify FILE [--json]
-  emeterai token --sub ACCOUNT [--ttl SECONDS]";
+/// Stamps, verifies and administers e-Meterai, Indonesia's electronic stamp duty.
+#[derive(Parser)]
+#[command(name = "emeterai", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stamps a PDF offline with the same code the stamp function uses.
+    Stamp(stamp_cmd::StampArgs),
+    /// Prints each e-Meterai in a PDF, whether its signature holds, and its serial.
+    Verify(verify_cmd::VerifyArgs),
+    /// Prints a bearer token for the local stack.
+    Token(token_cmd::TokenArgs),
+    /// Prints a shell completion script (for example: `emeterai completions bash > /etc/bash_completion.d/emeterai`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
 
 /// A failure other than a rejection: printed as `error: ...`, exit 1.
 pub struct Failure(pub String);
@@ -36,17 +57,22 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("stamp") => stamp_cmd::run(&args[1..]),
-        Some("verify") => verify_cmd::run(&args[1..]),
-        Some("token") => token_cmd::run(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version are answers, not failures.
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Stamp(args) => stamp_cmd::run(args),
+        Command::Verify(args) => verify_cmd::run(args),
+        Command::Token(args) => token_cmd::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "emeterai", &mut std::io::stdout());
             Ok(Outcome::Success)
         }
-        Some(other) => Err(Failure(format!("unknown command {other:?}\n{USAGE}"))),
-        None => Err(Failure(USAGE.to_owned())),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -58,49 +84,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Splits `--name value` options from positional arguments. `flags` take no value.
-pub struct Args {
-    pub positional: Vec<String>,
-    options: Vec<(String, String)>,
-    flags: Vec<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Args {
-    pub fn parse(raw: &[String], valued: &[&str], flags: &[&str]) -> Result<Args, Failure> {
-        let mut args = Args { positional: Vec::new(), options: Vec::new(), flags: Vec::new() };
-        let mut iter = raw.iter();
-        while let Some(arg) = iter.next() {
-            if let Some(name) = arg.strip_prefix("--") {
-                let (name, inline) = match name.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_owned())),
-                    None => (name, None),
-                };
-                if flags.contains(&name) && inline.is_none() {
-                    args.flags.push(name.to_owned());
-                } else if valued.contains(&name) {
-                    let value = match inline {
-                        Some(v) => v,
-                        None => iter.next().ok_or_else(|| Failure(format!("--{name} needs a value")))?.clone(),
-                    };
-                    if args.options.iter().any(|(n, _)| n == name) {
-                        return Err(Failure(format!("--{name} given twice")));
-                    }
-                    args.options.push((name.to_owned(), value));
-                } else {
-                    return Err(Failure(format!("unknown option --{name}\n{USAGE}")));
-                }
-            } else {
-                args.positional.push(arg.clone());
-            }
-        }
-        Ok(args)
-    }
-
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.options.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    pub fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -7,46 +7,72 @@ use emeterai::domain::placement::Placement;
 use emeterai::domain::serial::Serial;
 use emeterai::stamping::{self, Issuer, Rejection, StampRequest};
 
-use crate::{Args, Failure, Outcome};
+use crate::{Failure, Outcome};
 
 /// Base of the verification URL in the QR code when neither `--verify-base-url` nor
 /// `EMETERAI_VERIFY_BASE_URL` says otherwise.
 const DEFAULT_VERIFY_BASE_URL: &str = "http://localhost:3000";
 
-pub fn run(raw: &[String]) -> Result<Outcome, Failure> {
-    let args = Args::parse(raw, &["output", "serial", "page", "x-mm", "y-mm", "at", "verify-base-url"], &["json"])?;
-    let json = args.flag("json");
-    let [input] = args.positional.as_slice() else {
-        return Err(Failure("stamp takes exactly one INPUT file".to_owned()));
-    };
-    let output = args.value("output").ok_or_else(|| Failure("--output is required".to_owned()))?;
-    let serial_text = args.value("serial").ok_or_else(|| Failure("--serial is required".to_owned()))?;
-    let serial = Serial::parse(serial_text).map_err(|e| Failure(format!("--serial: {e}")))?;
-    let page = match args.value("page") {
-        Some(text) => Some(text.parse::<u32>().ok().filter(|&p| p >= 1).ok_or_else(|| Failure("--page must be a whole number from 1".to_owned()))?),
-        None => None,
-    };
-    let coordinate = |name: &str| -> Result<Option<f64>, Failure> {
-        args.value(name)
-            .map(|text| text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| Failure(format!("--{name} must be a non-negative number of millimetres"))))
-            .transpose()
-    };
-    let (x_mm, y_mm) = (coordinate("x-mm")?, coordinate("y-mm")?);
-    let signed_at = match args.value("at") {
-        Some(text) => DateTime::parse_from_rfc3339(text).map_err(|e| Failure(format!("--at: {e}")))?.with_timezone(&Utc),
-        None => Utc::now(),
-    };
-    let base_url = args
-        .value("verify-base-url")
-        .map(str::to_owned)
+/// `emeterai stamp INPUT --output OUTPUT --serial SN ...`
+#[derive(clap::Args)]
+pub struct StampArgs {
+    /// The PDF to stamp (at most 800,000 bytes, A4).
+    input: String,
+    /// Where the stamped PDF goes (written beside it first, then renamed: never partial).
+    #[arg(long, value_name = "OUTPUT")]
+    output: String,
+    /// The stamp's serial: 22 characters of 0-9 A-Z.
+    #[arg(long, value_name = "SN", value_parser = parse_serial)]
+    serial: Serial,
+    /// The page to stamp, from 1 (default: the last page).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    page: Option<u32>,
+    /// The stamp's left edge, in millimetres from the page's left (with --y-mm; default: a free corner).
+    #[arg(long = "x-mm", value_name = "X", requires = "y_mm", value_parser = parse_millimetres)]
+    x_mm: Option<f64>,
+    /// The stamp's bottom edge, in millimetres from the page's bottom (with --x-mm).
+    #[arg(long = "y-mm", value_name = "Y", requires = "x_mm", value_parser = parse_millimetres)]
+    y_mm: Option<f64>,
+    /// The signing time (default: now). The same input, serial, placement and time give byte-identical output.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    at: Option<DateTime<Utc>>,
+    /// Base of the verification URL in the QR code (default: $EMETERAI_VERIFY_BASE_URL, else http://localhost:3000).
+    #[arg(long = "verify-base-url", value_name = "URL")]
+    verify_base_url: Option<String>,
+    /// Prints the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_serial(text: &str) -> Result<Serial, String> {
+    Serial::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_millimetres(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| "must be a non-negative number of millimetres".to_owned())
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| e.to_string())
+}
+
+pub fn run(args: StampArgs) -> Result<Outcome, Failure> {
+    let StampArgs { input, output, serial, page, x_mm, y_mm, at, verify_base_url, json } = args;
+    let output = output.as_str();
+    let signed_at = at.unwrap_or_else(Utc::now);
+    let base_url = verify_base_url
         .or_else(|| std::env::var("EMETERAI_VERIFY_BASE_URL").ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| DEFAULT_VERIFY_BASE_URL.to_owned());
     let verify_url = format!("{}/v1/verify/{serial}", base_url.trim_end_matches('/'));
 
-    let pdf = std::fs::read(input).map_err(|e| Failure(format!("cannot read {input}: {e}")))?;
+    let pdf = std::fs::read(&input).map_err(|e| Failure(format!("cannot read {input}: {e}")))?;
     let placement = match (x_mm, y_mm) {
         (Some(x), Some(y)) => Placement::parse(page, x, y)?,
         (None, None) => stamping::default_placement(&pdf, page)?,
+        // clap requires the two together.
         _ => return Err(Failure("give both --x-mm and --y-mm, or neither".to_owned())),
     };
     // Every check runs before the issuer is loaded, so a rejected file never creates key
@@ -59,6 +85,7 @@ pub fn run(raw: &[String]) -> Result<Outcome, Failure> {
     let issuer = Issuer::from_env_or_local()?;
     let stamped = match prepared.sign(&issuer) {
         Ok(stamped) => stamped,
+        Err(Rejection::SignerUnavailable) => return Err(Failure(Rejection::SignerUnavailable.message())),
         Err(rejection) => return Ok(reject(rejection, json)),
     };
     write_atomically(Path::new(output), &stamped.pdf)?;

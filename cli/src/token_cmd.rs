@@ -4,26 +4,30 @@
 use emeterai::auth::local_jwt;
 use emeterai::domain::ids::AccountId;
 
-use crate::{Args, Failure, Outcome};
+use crate::{Failure, Outcome};
 
 const DEFAULT_TTL_SECONDS: i64 = 12 * 3600;
 const MAX_TTL_SECONDS: i64 = 30 * 24 * 3600;
 
-pub fn run(raw: &[String]) -> Result<Outcome, Failure> {
-    let args = Args::parse(raw, &["sub", "ttl"], &[])?;
-    if !args.positional.is_empty() {
-        return Err(Failure(format!("unexpected argument {:?}", args.positional[0])));
-    }
-    let sub = args.value("sub").ok_or_else(|| Failure("--sub ACCOUNT is required".into()))?;
-    AccountId::parse(sub).map_err(|e| Failure(format!("--sub: {e}")))?;
-    let ttl = match args.value("ttl") {
-        None => DEFAULT_TTL_SECONDS,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|t| (1..=MAX_TTL_SECONDS).contains(t))
-            .ok_or_else(|| Failure(format!("--ttl must be 1 to {MAX_TTL_SECONDS} seconds")))?,
-    };
+/// `emeterai token --sub ACCOUNT [--ttl SECONDS]`
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// The account the token speaks for (its `sub` claim).
+    #[arg(long, value_name = "ACCOUNT", value_parser = parse_account)]
+    sub: String,
+    /// How long the token is valid, in seconds (at most 30 days).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TTL_SECONDS,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_SECONDS))]
+    ttl: i64,
+}
+
+fn parse_account(text: &str) -> Result<String, String> {
+    AccountId::parse(text).map(|_| text.to_owned()).map_err(|e| e.to_string())
+}
+
+pub fn run(args: TokenArgs) -> Result<Outcome, Failure> {
+    let TokenArgs { sub, ttl } = args;
+    let sub = sub.as_str();
     let secret = std::env::var("EMETERAI_LOCAL_JWT_SECRET")
         .ok()
         .filter(|s| !s.is_empty())

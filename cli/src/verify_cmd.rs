@@ -2,20 +2,26 @@
 
 use emeterai::stamping::{self, Issuer};
 
-use crate::{Args, Failure, Outcome};
+use crate::{Failure, Outcome};
+
+/// `emeterai verify FILE [--json]`
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The PDF to check.
+    file: String,
+    /// Prints the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
 
 /// Exit 0 when at least one e-Meterai is found and every one is valid; exit 2 when none is
 /// found, any is invalid, or the file cannot be read as a PDF; exit 1 for other failures.
 /// Signatures are checked cryptographically against the certificate they carry; when the
 /// issuer is configured (`EMETERAI_ISSUER_CERT_FILE`) or exists locally, `issuer` tells
 /// whether the signer is that issuer.
-pub fn run(raw: &[String]) -> Result<Outcome, Failure> {
-    let args = Args::parse(raw, &[], &["json"])?;
-    let json = args.flag("json");
-    let [file] = args.positional.as_slice() else {
-        return Err(Failure("verify takes exactly one FILE".to_owned()));
-    };
-    let pdf = std::fs::read(file).map_err(|e| Failure(format!("cannot read {file}: {e}")))?;
+pub fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
+    let VerifyArgs { file, json } = args;
+    let pdf = std::fs::read(&file).map_err(|e| Failure(format!("cannot read {file}: {e}")))?;
     let trusted = known_issuer_certificates();
     let found = match stamping::verify(&pdf, trusted.as_deref()) {
         Ok(found) => found,

@@ -157,6 +157,25 @@ struct SimState {
     errors_in_body: std::sync::atomic::AtomicBool,
     /// Refunds of these orders are refused with this `status_code` (412: for good; 5xx: for now).
     refund_refusals: Mutex<HashMap<String, u16>>,
+    /// Refund API requests received, per order id (every request, replays included).
+    refund_requests: Mutex<HashMap<String, u32>>,
+    /// While set, every Snap transaction request is held until the test releases it.
+    snap_hold: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HeldSnap>>>,
+}
+
+/// A Snap transaction request held by [`MidtransSim::hold_snap_requests`]: the order it is
+/// for; the simulator answers it once this is released (or dropped).
+#[derive(Debug)]
+pub struct HeldSnap {
+    pub order_id: String,
+    release: oneshot::Sender<()>,
+}
+
+impl HeldSnap {
+    /// Lets the held request go on.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
 }
 
 /// The simulator's state on disk.
@@ -308,6 +327,8 @@ impl MidtransSim {
             http,
             store,
             finish_redirect_url: Mutex::new(None),
+            refund_requests: Mutex::new(HashMap::new()),
+            snap_hold: Mutex::new(None),
             errors_in_body: std::sync::atomic::AtomicBool::new(false),
             refund_refusals: Mutex::new(HashMap::new()),
         });
@@ -354,6 +375,26 @@ impl MidtransSim {
 
     pub fn server_key(&self) -> &str {
         &self.state.server_key
+    }
+
+    /// How many refund API requests for `order_id` arrived (replays of a `refund_key` included):
+    /// what a test counts to show a refund was asked for exactly once.
+    pub fn refund_requests(&self, order_id: &str) -> u32 {
+        self.state.refund_requests.lock().unwrap_or_else(|e| e.into_inner()).get(order_id).copied().unwrap_or(0)
+    }
+
+    /// From now on every Snap transaction request waits until the test releases it; each one
+    /// arrives on the returned channel (with its order id) when the simulator receives it. Tests
+    /// use this to order events: something happens while a checkout is between its two writes.
+    pub fn hold_snap_requests(&self) -> tokio::sync::mpsc::UnboundedReceiver<HeldSnap> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.state.snap_hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Snap requests are answered at once again (those already held wait for their release).
+    pub fn stop_holding_snap_requests(&self) {
+        *self.state.snap_hold.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     pub fn transaction(&self, order_id: &str) -> Option<Transaction> {
@@ -523,6 +564,13 @@ async fn create_transaction(State(state): State<Arc<SimState>>, headers: HeaderM
     let Some(gross_amount) = parse_amount(&details["gross_amount"]) else {
         return midtrans_error(StatusCode::BAD_REQUEST, "transaction_details.gross_amount must be a positive whole amount");
     };
+    let hold = state.snap_hold.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(hold) = hold {
+        let (release, released) = oneshot::channel();
+        if hold.send(HeldSnap { order_id: order_id.to_owned(), release }).is_ok() {
+            let _ = released.await;
+        }
+    }
     let expiry_time = match snap_expiry(&request["expiry"]) {
         Ok(expiry) => expiry.map(wib_time),
         Err(message) => return midtrans_error(StatusCode::BAD_REQUEST, message),
@@ -603,6 +651,7 @@ async fn refund(
     Path(order_id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
+    *state.refund_requests.lock().unwrap_or_else(|e| e.into_inner()).entry(order_id.clone()).or_insert(0) += 1;
     if !authorized(&state, &headers) {
         return unauthorized();
     }

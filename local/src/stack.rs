@@ -71,6 +71,9 @@ impl Resolver<'_> {
             "AWS::Partition" => Some("aws".to_owned()),
             "AWS::URLSuffix" => Some("amazonaws.com".to_owned()),
             "AWS::StackName" => Some("emeterai-local".to_owned()),
+            // No KMS locally: the PEM issuer signs (an empty key id means none). Set
+            // EMETERAI_ISSUER_KMS_KEY_ID in the environment to sign in a KMS emulator instead.
+            "IssuerKey" => Some(String::new()),
             _ => self.resources.get(name).cloned().or_else(|| self.parameter(name)),
         }
     }

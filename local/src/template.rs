@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("template is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] yaml_serde::Error),
     #[error("template has no Resources mapping")]
     NoResources,
     #[error("template declares {0} AWS::DynamoDB::Table resources; the local stack expects exactly one")]
@@ -178,7 +178,7 @@ impl Template {
     }
 
     pub fn from_yaml_str(text: &str) -> Result<Template, TemplateError> {
-        let root: Value = serde_yaml::from_str(text)?;
+        let root: Value = yaml_serde::from_str(text)?;
         if !root.get("Resources").is_some_and(Value::is_mapping) {
             return Err(TemplateError::NoResources);
         }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod handlers;
 pub mod http;
+pub mod kms;
 pub mod ledger;
 pub mod midtrans;
 pub mod stamping;

@@ -28,6 +28,9 @@ use emeterai_local::testing::{require_test_services, unique_name};
 use http::{HeaderValue, Method};
 use serde_json::{Value, json};
 
+pub mod actions;
+use actions::{ActionLog, FunctionActions};
+
 pub const SERVER_KEY: &str = "SB-Mid-server-TEST";
 
 /// One issuer key for the whole test process (generating one per test would only cost time).
@@ -61,6 +64,8 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     /// DynamoDB requests sent (every attempt), to hold the hot paths to their round-trip budget.
     pub dynamodb_calls: Arc<AtomicU64>,
+    /// The AWS actions each function's handler called (each has its own clients, as on Lambda).
+    pub actions: FunctionActions,
 }
 
 /// Counts every DynamoDB request attempt the SDK transmits.
@@ -167,38 +172,55 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         dynamodb.config().to_builder().interceptor(counter.clone()).build(),
     );
-    let ledger = Ledger::new(dynamodb, &table);
+    let actions = FunctionActions::default();
+    let ledger_of = |log: &ActionLog| {
+        Ledger::new(aws_sdk_dynamodb::Client::from_conf(dynamodb.config().to_builder().interceptor(log.clone()).build()), &table)
+    };
+    let store_of = |log: &ActionLog| {
+        DocumentStore::new(aws_sdk_s3::Client::from_conf(s3.config().to_builder().interceptor(log.clone()).build()), &bucket)
+    };
+    let ledger = Ledger::new(dynamodb.clone(), &table);
     let store = DocumentStore::new(s3.clone(), &bucket);
     let gateway = MidtransClient::new(&config.midtrans).expect("gateway client");
     let issuer = test_issuer();
     let faults = Arc::new(Faults::default());
     let clock = Arc::new(TestClock::default());
     TestApp {
-        table,
-        bucket,
-        s3,
+        table: table.clone(),
+        bucket: bucket.clone(),
+        s3: s3.clone(),
         webhook: PaymentWebhookService {
-            ledger: ledger.clone(),
+            ledger: ledger_of(&actions.payment_webhook),
             server_key: config.midtrans.server_key.clone(),
             policy: config.payment_policy(),
             gateway: gateway.clone(),
             recheck_after: config.reconcile_after,
         },
         stamp: StampService {
-            ledger: ledger.clone(),
-            store: store.clone(),
+            ledger: ledger_of(&actions.stamp),
+            store: store_of(&actions.stamp),
             issuer: Arc::new(issuer.clone()),
             verify_base_url: config.verify_base_url.clone(),
             hook: faults.clone(),
             clock: clock.clone(),
         },
-        sweep: SweepService { ledger: ledger.clone(), gateway: gateway.clone(), config: config.clone() },
-        checkout: CheckoutService::new(config, ledger.clone(), gateway, store.clone(), vec![issuer.certificate_der().to_vec()]),
+        sweep: SweepService { ledger: ledger_of(&actions.refund), gateway: gateway.clone(), config: config.clone() },
+        checkout: CheckoutService {
+            clock: clock.clone(),
+            ..CheckoutService::new(
+                config,
+                ledger_of(&actions.checkout),
+                gateway,
+                store_of(&actions.checkout),
+                vec![issuer.certificate_der().to_vec()],
+            )
+        },
         ledger,
         store,
         faults,
         clock,
         dynamodb_calls: counter.0,
+        actions,
     }
 }
 
@@ -412,7 +434,10 @@ pub fn cli_binary() -> &'static std::path::Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate sits in the repo");
         let mut build = std::process::Command::new(env!("CARGO"));
-        build.current_dir(repo_root).args(["build", "--quiet", "-p", "emeterai-cli"]).arg("--target-dir").arg(target_dir);
+        // The same build `cargo test --workspace` makes (emeterai-cli's own tests need its binary),
+        // so nothing is rebuilt: `cargo build -p emeterai-cli` alone would resolve features
+        // differently and rebuild the AWS SDK crates (minutes).
+        build.current_dir(repo_root).args(["test", "--quiet", "--workspace", "--no-run"]).arg("--target-dir").arg(target_dir);
         if release {
             build.arg("--release");
         }

@@ -6,7 +6,6 @@ use emeterai::config::{Config, aws_sdk_config};
 use emeterai::domain::time::SystemClock;
 use emeterai::handlers::stamp::{NoFaults, StampService};
 use emeterai::ledger::Ledger;
-use emeterai::stamping::Issuer;
 use emeterai::storage::DocumentStore;
 use lambda_runtime::{Error, run, service_fn};
 
@@ -19,7 +18,8 @@ async fn main() -> Result<(), Error> {
         ledger: Ledger::from_sdk_config(&aws, &config.table),
         // Each S3 event names its bucket; EMETERAI_BUCKET is only the default.
         store: DocumentStore::from_sdk_config(&aws, config.bucket.clone().unwrap_or_default()),
-        issuer: Arc::new(Issuer::from_env_or_local()?),
+        // The KMS key when EMETERAI_ISSUER_KMS_KEY_ID is set (on AWS), else the PEM issuer.
+        issuer: Arc::new(emeterai::kms::issuer_from_env(&aws).await?),
         verify_base_url: config.verify_base_url.clone(),
         hook: Arc::new(NoFaults),
         clock: Arc::new(SystemClock),

@@ -15,7 +15,7 @@ pub fn parse(s: &str) -> Option<Timestamp> {
 
 /// Where a handler reads "now": the wall clock in production, a clock a test sets when it races
 /// time-dependent rules (quota validity, expiry) against each other.
-pub trait Clock: Send + Sync {
+pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Timestamp;
 }
 

@@ -11,6 +11,7 @@ use crate::domain::idempotency::{ClaimRefusal, IdempotencyKey, StoredResponse, r
 use crate::domain::ids::{AccountId, InvoiceId, Ulid};
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use crate::domain::quantity::Quantity;
+use crate::domain::time::{Clock, SystemClock};
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::ledger::Ledger;
 use crate::ledger::idempotency::Claim;
@@ -32,6 +33,8 @@ pub struct CheckoutService {
     pub documents: DocumentStore,
     /// Issuer certificates (DER) whose e-Meterai signatures `POST /v1/verify` accepts.
     pub trusted_issuers: Arc<Vec<Vec<u8>>>,
+    /// "Now" for judging quota validity ([`SystemClock`] in production; tests move it).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl CheckoutService {
@@ -42,7 +45,7 @@ impl CheckoutService {
         documents: DocumentStore,
         trusted_issuers: Vec<Vec<u8>>,
     ) -> Self {
-        Self { config, ledger, gateway, documents, trusted_issuers: Arc::new(trusted_issuers) }
+        Self { config, ledger, gateway, documents, trusted_issuers: Arc::new(trusted_issuers), clock: Arc::new(SystemClock) }
     }
 
     /// Lambda entry point.
@@ -188,7 +191,9 @@ impl CheckoutService {
 
     async fn quota(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let account = caller(req)?;
-        let balance = self.ledger.balance(&account).await?;
+        // Usable units only: those of PAID invoices still valid (units whose validity ended wait
+        // for the sweep's refund and cannot be used).
+        let balance = self.ledger.usable_balance(&account, self.clock.now()).await?;
         let body = json!({"available": balance.available.max(0), "pending": balance.pending.max(0)});
         Ok(ApiResponse::json(200, body.to_string()))
     }

@@ -59,6 +59,8 @@ pub enum StampError {
     Injected(#[from] InjectedFault),
     #[error("stamping task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the issuer's key could not sign")]
+    Signer,
 }
 
 impl From<StampError> for lambda_runtime::Diagnostic {
@@ -68,6 +70,7 @@ impl From<StampError> for lambda_runtime::Diagnostic {
             StampError::Storage(_) => "StorageError",
             StampError::Injected(_) => "InjectedFault",
             StampError::Task(_) => "TaskError",
+            StampError::Signer => "SignerError",
         };
         tracing::error!(error = ?e, "stamp run failed; the event will be redelivered");
         Self { error_type: error_type.into(), error_message: e.to_string() }
@@ -139,11 +142,14 @@ impl StampService {
         if size.is_some_and(|s| s > MAX_PDF_BYTES as u64) {
             return self.reject(&doc, stamping::Rejection::TooLarge.into()).await;
         }
-        if self.ledger.balance(&account).await?.available < 1 {
+        // Usable quota, from the index (one query, whose answer the consumption reuses); "none"
+        // is only believed from consistent reads, never from an index that may lag.
+        let now = self.clock.now();
+        let candidates = self.ledger.usable_invoices(&account, now).await?;
+        if candidates.is_empty() && self.ledger.usable_balance(&account, now).await?.available < 1 {
             return self.reject(&doc, DocumentRejection::no_quota()).await;
         }
 
-        let now = self.clock.now();
         let reservation = match self.ledger.reserve_stamp(&doc, || new_reservation(now)).await? {
             Reserved::Final(_) => return Ok(Outcome::AlreadyFinal),
             Reserved::Ready(r) => r,
@@ -162,6 +168,8 @@ impl StampService {
         };
         let stamped = match self.stamp_blocking(pdf, &doc, &reservation).await? {
             Ok(stamped) => stamped,
+            // The key service's failure, not the document's: redelivery retries the run.
+            Err(stamping::Rejection::SignerUnavailable) => return Err(StampError::Signer),
             Err(rejection) => return self.reject(&doc, rejection.into()).await,
         };
         self.hook.after(Step::Stamped)?;
@@ -171,7 +179,7 @@ impl StampService {
         store.write_pdf(&output_key, stamped.pdf).await?;
         self.hook.after(Step::Uploaded)?;
 
-        let outcome = self.consume(&doc, &reservation, sha256).await?;
+        let outcome = self.consume(&doc, &reservation, sha256, candidates).await?;
         if matches!(outcome, Outcome::Rejected { .. }) {
             // Paid for by nobody: it must not linger (it is not downloadable through the API).
             if let Err(e) = store.delete(&output_key).await {
@@ -204,13 +212,32 @@ impl StampService {
         .await?)
     }
 
-    /// Consumes one unit from the PAID invoice whose validity ends first.
-    async fn consume(&self, doc: &Document, reservation: &StampReservation, sha256: String) -> Result<Outcome, StampError> {
-        const ROUNDS: usize = 5;
-        for _ in 0..ROUNDS {
-            let candidates = self.ledger.usable_invoices(&doc.account, reservation.signed_at).await?;
+    /// Consumes one unit from the PAID invoice whose validity ends first; `first` are the
+    /// candidates the precheck already read.
+    async fn consume(
+        &self,
+        doc: &Document,
+        reservation: &StampReservation,
+        sha256: String,
+        first: Vec<UsableInvoice>,
+    ) -> Result<Outcome, StampError> {
+        const ROUNDS: u32 = 5;
+        let mut next = Some(first);
+        for round in 0..ROUNDS {
+            let candidates = match next.take() {
+                Some(candidates) => candidates,
+                None => self.ledger.usable_invoices(&doc.account, reservation.signed_at).await?,
+            };
             if candidates.is_empty() {
-                return self.reject(doc, DocumentRejection::no_quota()).await;
+                if self.ledger.usable_balance(&doc.account, reservation.signed_at).await?.available < 1 {
+                    return self.reject(doc, DocumentRejection::no_quota()).await;
+                }
+                // The balance, read consistently, holds usable units the index does not show
+                // yet (it lags a fresh credit): wait a little and look again. If it still does
+                // not, the run fails and the event is redelivered; no "no_quota" on a lag.
+                tracing::warn!(document_id = %doc.id, round, "usable quota not in the index yet; waiting for it");
+                tokio::time::sleep(std::time::Duration::from_millis(100 << round)).await;
+                continue;
             }
             for mut candidate in candidates {
                 let record = StampRecord {

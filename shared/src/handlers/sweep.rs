@@ -127,7 +127,7 @@ impl SweepService {
 
     async fn reconcile_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
         if invoice.status != InvoiceStatus::Pending {
-            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            self.ledger.clear_due(&invoice.id, DueKind::Reconcile, invoice.status).await?;
             return Ok(());
         }
         report.reconciled += 1;
@@ -201,7 +201,7 @@ impl SweepService {
 
     async fn recheck_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
         if !matches!(invoice.status, InvoiceStatus::Expired | InvoiceStatus::Cancelled) {
-            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await?;
             return Ok(());
         }
         report.rechecked += 1;
@@ -228,12 +228,12 @@ impl SweepService {
                     }
                     // Flagged for review: a person decides; the sweep has nothing more to do.
                     Err(ApplyError::AmountMismatch { .. } | ApplyError::UnknownOrder | ApplyError::Unconfirmed) => {
-                        self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ())
+                        self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await.map(|_| ())
                     }
                     Err(ApplyError::Ledger(e)) => Err(e),
                 }
             }
-            _ => self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ()),
+            _ => self.ledger.clear_due(&invoice.id, DueKind::Recheck, invoice.status).await.map(|_| ()),
         }
     }
 
@@ -256,7 +256,7 @@ impl SweepService {
         for invoice in self.due(DueKind::QuotaExpiry, now, report).await {
             let result = match invoice.valid_until {
                 _ if invoice.status != InvoiceStatus::Paid || invoice.remaining == 0 => {
-                    self.ledger.clear_due(&invoice.id, invoice.status).await.map(|_| ())
+                    self.ledger.clear_due(&invoice.id, DueKind::QuotaExpiry, invoice.status).await.map(|_| ())
                 }
                 Some(valid_until) if valid_until > now => {
                     self.ledger.reschedule(&invoice.id, InvoiceStatus::Paid, valid_until).await.map(|_| ())
@@ -289,7 +289,7 @@ impl SweepService {
 
     async fn submit_refund(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
         let Some(refund) = &invoice.refund else {
-            self.ledger.clear_due(&invoice.id, invoice.status).await?;
+            self.ledger.clear_due(&invoice.id, DueKind::Refund, invoice.status).await?;
             return Ok(());
         };
         if !refund.status.needs_submission() {
@@ -298,8 +298,8 @@ impl SweepService {
             return Ok(());
         }
         let retry_at = now + chrono::Duration::minutes(SUBMISSION_TIMEOUT_MINUTES);
-        let pending = [RefundStatus::Requested, RefundStatus::Failed, RefundStatus::Submitted];
-        if !self.ledger.set_refund_status(&invoice.id, &pending, RefundStatus::Submitted, Some(retry_at), now).await? {
+        if !self.ledger.claim_refund_submission(&invoice.id, now, retry_at).await? {
+            // Another sweep took it, or it is no longer due.
             return Ok(());
         }
         let reason = match refund.reason {

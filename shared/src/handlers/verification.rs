@@ -1,6 +1,5 @@
 //! Public verification: by serial (the registry) and by file (the signatures in it).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -83,10 +82,8 @@ impl CheckoutService {
 /// (`EMETERAI_ISSUER_CERT_FILE`), or the local issuer's. Never needs the private key when a
 /// certificate file is configured.
 pub fn trusted_issuers_from_env() -> Result<Vec<Vec<u8>>, IssuerError> {
-    if let Some(path) = std::env::var_os(stamping::issuer::CERT_FILE_ENV).filter(|v| !v.is_empty()) {
-        let path = Path::new(&path);
-        let pem = std::fs::read_to_string(path).map_err(|source| IssuerError::Io { path: path.to_owned(), source })?;
-        let der = stamping::issuer::pem_body(&pem, "CERTIFICATE").ok_or(IssuerError::BadCertificate)?;
+    // The API function is given the certificate only (on AWS the key is in KMS).
+    if let Some(der) = stamping::issuer::certificate_from_env()? {
         return Ok(vec![der]);
     }
     Ok(vec![Issuer::from_env_or_local()?.certificate_der().to_vec()])

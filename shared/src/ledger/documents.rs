@@ -239,6 +239,47 @@ impl Ledger {
             .collect()
     }
 
+    /// Units of PAID invoices whose validity ended at `now` but which the sweep has not refunded
+    /// yet. The index only says where to look; each invoice is read consistently, so a lagging
+    /// index can only make this smaller, never larger.
+    pub async fn expired_unrefunded_units(&self, account: &AccountId, now: Timestamp) -> Result<i64, LedgerError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USABLE_QUOTA_INDEX)
+            .key_condition_expression("account_pk = :a AND usable_sk <= :now")
+            .expression_attribute_values(":a", s(keys::account_pk(account)))
+            .expression_attribute_values(":now", s(time::format(now)))
+            .into_paginator()
+            .items()
+            .send();
+        let mut units = 0i64;
+        while let Some(item) = pages.next().await {
+            let item = item?;
+            let Some(id) = item.get(PK).and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("INV#")).and_then(|id| InvoiceId::parse(id).ok())
+            else {
+                continue;
+            };
+            if let Some(inv) = self.invoice(&id).await? {
+                let ended = inv.valid_until.is_some_and(|v| v <= now);
+                if inv.status == InvoiceStatus::Paid && ended && inv.account == *account {
+                    units += i64::from(inv.remaining);
+                }
+            }
+        }
+        Ok(units)
+    }
+
+    /// The balance with `available` counting usable units only (PAID invoices still valid at
+    /// `now`). The balance is read first and the expired invoices after it, so a refund by the
+    /// sweep in between can only make the answer larger, never a false "no quota".
+    pub async fn usable_balance(&self, account: &AccountId, now: Timestamp) -> Result<super::balance::Balance, LedgerError> {
+        let mut balance = self.balance(account).await?;
+        balance.available -= self.expired_unrefunded_units(account, now).await?;
+        Ok(balance)
+    }
+
     /// The stamp's one transaction: one unit leaves the invoice and the balance (with its ledger
     /// entry, which can exist once per document), the document becomes STAMPED and its serial
     /// is registered. All of it or none of it.

@@ -96,14 +96,16 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let mut actions = vec![self.complete_action(claim, response)?];
         if let Some(link) = payment {
-            actions.push(TransactWriteItem::builder().update(self.set_payment_update(invoice_id, link)?).build());
+            // Whatever the invoice's status by now: a notification may have moved it while the
+            // gateway was asked, and the answer must still be stored for replays.
+            actions.push(TransactWriteItem::builder().update(self.set_payment_update(invoice_id, link, false)?).build());
         }
         Ok(self.transact_until_decided(actions).await?.is_ok())
     }
 
     /// Attaches a payment link to a still-PENDING invoice. False when it is no longer PENDING.
     pub async fn attach_payment(&self, invoice_id: &InvoiceId, link: &PaymentLink) -> Result<bool, LedgerError> {
-        let u = self.set_payment_update(invoice_id, link)?;
+        let u = self.set_payment_update(invoice_id, link, true)?;
         let result = self
             .client
             .update_item()
@@ -122,21 +124,27 @@ impl Ledger {
         }
     }
 
-    fn set_payment_update(&self, invoice_id: &InvoiceId, link: &PaymentLink) -> Result<Update, LedgerError> {
+    /// Sets the payment link; `only_pending`: only on a PENDING invoice (else on any existing one).
+    fn set_payment_update(&self, invoice_id: &InvoiceId, link: &PaymentLink, only_pending: bool) -> Result<Update, LedgerError> {
         let payment = HashMap::from([
             ("token".to_owned(), s(&link.token)),
             ("redirect_url".to_owned(), s(&link.redirect_url)),
         ]);
-        Ok(Update::builder()
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(keys::invoice_pk(invoice_id)))
             .key(SK, s(INVOICE_SK))
             .update_expression("SET payment = :payment")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":payment", AttributeValue::M(payment))
-            .expression_attribute_values(":pending", s(InvoiceStatus::Pending.as_str()))
-            .build()?)
+            .expression_attribute_values(":payment", AttributeValue::M(payment));
+        let update = if only_pending {
+            update
+                .condition_expression("#status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":pending", s(InvoiceStatus::Pending.as_str()))
+        } else {
+            update.condition_expression("attribute_exists(#pk)").expression_attribute_names("#pk", PK)
+        };
+        Ok(update.build()?)
     }
 
     pub async fn invoice(&self, id: &InvoiceId) -> Result<Option<Invoice>, LedgerError> {

@@ -102,6 +102,11 @@ pub fn due_pk(kind: DueKind, shard: u8) -> String {
     format!("DUE#{}#{shard}", kind.as_str())
 }
 
+/// What every `due_pk` of `kind` starts with.
+pub fn due_prefix(kind: DueKind) -> String {
+    format!("DUE#{}#", kind.as_str())
+}
+
 /// A stable shard from an id's random part.
 pub fn shard_of(id: Ulid) -> u8 {
     let last = id.as_str().as_bytes().last().copied().unwrap_or(0);

@@ -161,6 +161,26 @@ impl Ledger {
         self.conditional_update(update.build()?).await
     }
 
+    /// Takes a due refund (REQUESTED, FAILED, or SUBMITTED without confirmation) for submission
+    /// to the gateway: SUBMITTED, due again at `retry_at`. Only while it is due at `now`, so of
+    /// two sweeps at once only one submits it. False when it was not (any more).
+    pub async fn claim_refund_submission(&self, invoice_id: &InvoiceId, now: Timestamp, retry_at: Timestamp) -> Result<bool, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::invoice_pk(invoice_id)))
+            .key(SK, s(INVOICE_SK))
+            .update_expression("SET refund.#status = :submitted, refund.updated_at = :now, due_at = :retry")
+            .condition_expression("refund.#status IN (:requested, :failed, :submitted) AND due_at <= :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":submitted", s(RefundStatus::Submitted.as_str()))
+            .expression_attribute_values(":requested", s(RefundStatus::Requested.as_str()))
+            .expression_attribute_values(":failed", s(RefundStatus::Failed.as_str()))
+            .expression_attribute_values(":now", ts(now))
+            .expression_attribute_values(":retry", ts(retry_at))
+            .build()?;
+        self.conditional_update(update).await
+    }
+
     /// Records a failed or refused submission of a SUBMITTED refund: `to` (FAILED, due again at
     /// `next_due`, or NEEDS_REVIEW, off the list), the attempt count and the gateway's words.
     /// False when the refund was not SUBMITTED any more (another sweep finished it).
@@ -226,16 +246,19 @@ impl Ledger {
         self.conditional_update(update).await
     }
 
-    /// Takes an invoice off the sweep's list when it is in `expected` status (nothing left to do).
-    pub async fn clear_due(&self, invoice_id: &InvoiceId, expected: InvoiceStatus) -> Result<bool, LedgerError> {
+    /// Takes an invoice off the sweep's `kind` list when it is in `expected` status (nothing left
+    /// to do). Work of another kind that a concurrent change put on it (a refund to submit, a
+    /// quota expiry after a payment) stays.
+    pub async fn clear_due(&self, invoice_id: &InvoiceId, kind: DueKind, expected: InvoiceStatus) -> Result<bool, LedgerError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(keys::invoice_pk(invoice_id)))
             .key(SK, s(INVOICE_SK))
             .update_expression("REMOVE due_pk, due_at")
-            .condition_expression("#status = :expected")
+            .condition_expression("#status = :expected AND begins_with(due_pk, :kind)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":kind", s(keys::due_prefix(kind)))
             .build()?;
         self.conditional_update(update).await
     }

@@ -5,11 +5,15 @@ use p256::ecdsa::signature::Verifier as _;
 use sha2::{Digest as _, Sha256};
 
 use super::der::{self, oid};
-use super::issuer::{CertificateFacts, Issuer};
+use super::issuer::{CertificateFacts, Issuer, SignError};
 
 /// A detached SignedData over `document_digest` (SHA-256 of the `/ByteRange` bytes), signed
 /// by `issuer`, with content type, signing time and message digest as signed attributes.
-pub fn sign_detached(issuer: &Issuer, document_digest: &[u8; 32], signed_at: &chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+pub fn sign_detached(
+    issuer: &Issuer,
+    document_digest: &[u8; 32],
+    signed_at: &chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<u8>, SignError> {
     let attribute = |oid_content: &[u8], value: Vec<u8>| {
         der::sequence(&[&der::object_id(oid_content), &der::set_of(vec![value])])
     };
@@ -20,7 +24,7 @@ pub fn sign_detached(issuer: &Issuer, document_digest: &[u8; 32], signed_at: &ch
     ];
     // Signed as a SET OF (tag 0x31); stored with the [0] IMPLICIT tag.
     let signed_set = der::set_of(attributes);
-    let signature = issuer.sign(&signed_set);
+    let signature = issuer.sign(&signed_set)?;
     let mut signed_attrs = signed_set;
     if let Some(tag) = signed_attrs.first_mut() {
         *tag = 0xA0;
@@ -42,7 +46,7 @@ pub fn sign_detached(issuer: &Issuer, document_digest: &[u8; 32], signed_at: &ch
         &der::tlv(0xA0, issuer.certificate_der()),
         &der::set_of(vec![signer_info]),
     ]);
-    der::sequence(&[&der::object_id(oid::SIGNED_DATA), &der::tlv(0xA0, &signed_data)])
+    Ok(der::sequence(&[&der::object_id(oid::SIGNED_DATA), &der::tlv(0xA0, &signed_data)]))
 }
 
 /// What checking a CMS signature found.
@@ -155,8 +159,8 @@ mod tests {
         let issuer = Issuer::generate(&mut rand::thread_rng()).expect("issuer");
         let at = chrono::DateTime::from_timestamp(1_760_000_000, 0).expect("time");
         let digest = sha256(&[b"document"]);
-        let cms = sign_detached(&issuer, &digest, &at);
-        assert_eq!(cms, sign_detached(&issuer, &digest, &at), "deterministic");
+        let cms = sign_detached(&issuer, &digest, &at).expect("local key signs");
+        assert_eq!(cms, sign_detached(&issuer, &digest, &at).expect("signs"), "deterministic");
         let check = verify_detached(&cms, &digest);
         assert!(check.valid);
         assert_eq!(check.signer_certificate.as_deref(), Some(issuer.certificate_der()));

@@ -1,10 +1,12 @@
 //! The issuer: the key that signs every e-Meterai and its certificate.
 //!
-//! Production loads both from PEM files named by `EMETERAI_ISSUER_KEY_FILE` and
-//! `EMETERAI_ISSUER_CERT_FILE`. Local use generates an ECDSA P-256 key and a self-signed
+//! On AWS the key stays in KMS ([`RemoteKey`], `crate::kms`) and only the certificate is
+//! configured. The CLI and other hosts load both from PEM files named by `EMETERAI_ISSUER_KEY_FILE`
+//! and `EMETERAI_ISSUER_CERT_FILE`. Local use generates an ECDSA P-256 key and a self-signed
 //! certificate once under a data folder and reuses them from then on.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use p256::ecdsa::SigningKey;
@@ -39,12 +41,40 @@ pub enum IssuerError {
     KeyCertificateMismatch,
     #[error("set both {KEY_FILE_ENV} and {CERT_FILE_ENV}, or neither")]
     HalfConfigured,
+    #[error("the issuer key is held by a key service and cannot be exported")]
+    KeyNotExportable,
+    #[error("a key-service issuer key needs its certificate ({CERT_PEM_ENV} or {CERT_FILE_ENV})")]
+    KeyServiceWithoutCertificate,
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+/// The certificate itself, as PEM text in the environment (on AWS: from a template parameter).
+pub const CERT_PEM_ENV: &str = "EMETERAI_ISSUER_CERT_PEM";
+
+/// A signing key held elsewhere (AWS KMS): the private key never enters this process.
+pub trait RemoteKey: Send + Sync {
+    /// The public key as a SEC1 point, read once when the key is connected.
+    fn public_key_sec1(&self) -> &[u8];
+    /// ECDSA P-256 over SHA-256 of `message`, DER-encoded. Called from a blocking thread.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// The key service could not sign (unreachable, throttled, denied): the stamp run is retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the issuer's key could not sign: {0}")]
+pub struct SignError(pub String);
+
+#[derive(Clone)]
+enum IssuerKey {
+    Local(SigningKey),
+    Remote(Arc<dyn RemoteKey>),
 }
 
 /// An issuer key with its certificate, ready to sign.
 #[derive(Clone)]
 pub struct Issuer {
-    key: SigningKey,
+    key: IssuerKey,
     certificate: Vec<u8>,
     /// The CMS `IssuerAndSerialNumber` naming `certificate`.
     issuer_and_serial: Vec<u8>,
@@ -152,17 +182,39 @@ impl Issuer {
                 break key;
             }
         };
-        let certificate = self_signed_certificate(&key);
+        let point = key.verifying_key().to_sec1_bytes();
+        let certificate = self_signed_certificate(&point, "e-Meterai Local Issuer", |tbs| {
+            let signature: p256::ecdsa::Signature = key.sign(tbs);
+            Ok(signature.to_der().as_bytes().to_vec())
+        })?;
         Issuer::from_parts(key, certificate)
     }
 
+    /// A key held by a key service, with the certificate the operator's CA issued for it.
+    pub fn with_remote_key(key: Arc<dyn RemoteKey>, certificate: Vec<u8>) -> Result<Issuer, IssuerError> {
+        let point = key.public_key_sec1().to_vec();
+        Issuer::checked(IssuerKey::Remote(key), &point, certificate)
+    }
+
+    /// A key held by a key service, with a self-signed certificate made through it (the local
+    /// stack and tests; on AWS the certificate comes from the operator's CA).
+    pub fn self_signed_remote(key: Arc<dyn RemoteKey>) -> Result<Issuer, IssuerError> {
+        let point = key.public_key_sec1().to_vec();
+        let certificate = self_signed_certificate(&point, "e-Meterai KMS Issuer (self-signed)", |tbs| key.sign(tbs))?;
+        Issuer::with_remote_key(key, certificate)
+    }
+
     fn from_parts(key: SigningKey, certificate: Vec<u8>) -> Result<Issuer, IssuerError> {
+        let point = key.verifying_key().to_sec1_bytes();
+        Issuer::checked(IssuerKey::Local(key), &point, certificate)
+    }
+
+    fn checked(key: IssuerKey, own_point: &[u8], certificate: Vec<u8>) -> Result<Issuer, IssuerError> {
         if certificate.len() > MAX_CERTIFICATE_BYTES {
             return Err(IssuerError::CertificateTooLarge);
         }
         let facts = CertificateFacts::read(&certificate).ok_or(IssuerError::BadCertificate)?;
-        let own_point = key.verifying_key().to_sec1_bytes();
-        if facts.public_key_point != &own_point[..] {
+        if facts.public_key_point != own_point {
             return Err(IssuerError::KeyCertificateMismatch);
         }
         let issuer_and_serial = der::sequence(&[facts.issuer_name, facts.serial]);
@@ -178,7 +230,8 @@ impl Issuer {
     }
 
     pub fn key_pem(&self) -> Result<String, IssuerError> {
-        let secret = p256::SecretKey::from(&self.key);
+        let IssuerKey::Local(key) = &self.key else { return Err(IssuerError::KeyNotExportable) };
+        let secret = p256::SecretKey::from(key);
         secret.to_pkcs8_pem(LineEnding::LF).map(|pem| pem.to_string()).map_err(|_| IssuerError::BadKey)
     }
 
@@ -186,11 +239,30 @@ impl Issuer {
         &self.issuer_and_serial
     }
 
-    /// ECDSA P-256 over SHA-256 of `message`, DER-encoded. RFC 6979 makes it deterministic.
-    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let signature: p256::ecdsa::Signature = self.key.sign(message);
-        signature.to_der().as_bytes().to_vec()
+    /// ECDSA P-256 over SHA-256 of `message`, DER-encoded. A local key signs deterministically
+    /// (RFC 6979); a key service may not, which is why a stamp run keeps its output once written.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        match &self.key {
+            IssuerKey::Local(key) => {
+                let signature: p256::ecdsa::Signature = key.sign(message);
+                Ok(signature.to_der().as_bytes().to_vec())
+            }
+            IssuerKey::Remote(key) => key.sign(message),
+        }
     }
+}
+
+/// The configured certificate (DER): `EMETERAI_ISSUER_CERT_PEM` (the PEM text), else the file
+/// named by `EMETERAI_ISSUER_CERT_FILE`; `None` when neither is set.
+pub fn certificate_from_env() -> Result<Option<Vec<u8>>, IssuerError> {
+    if let Some(pem) = std::env::var(CERT_PEM_ENV).ok().filter(|v| !v.trim().is_empty()) {
+        return pem_body(&pem, "CERTIFICATE").map(Some).ok_or(IssuerError::BadCertificate);
+    }
+    if let Some(path) = std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) {
+        let pem = read_text(Path::new(&path))?;
+        return pem_body(&pem, "CERTIFICATE").map(Some).ok_or(IssuerError::BadCertificate);
+    }
+    Ok(None)
 }
 
 /// What we need out of an X.509 certificate.
@@ -229,9 +301,12 @@ impl<'a> CertificateFacts<'a> {
     }
 }
 
-fn self_signed_certificate(key: &SigningKey) -> Vec<u8> {
-    let point = key.verifying_key().to_sec1_bytes();
-    let point_digest = Sha256::digest(&point);
+fn self_signed_certificate(
+    point: &[u8],
+    common_name: &str,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, SignError>,
+) -> Result<Vec<u8>, SignError> {
+    let point_digest = Sha256::digest(point);
     let mut serial = [0u8; 16];
     serial.copy_from_slice(&point_digest[..16]);
     serial[0] &= 0x7F;
@@ -239,14 +314,14 @@ fn self_signed_certificate(key: &SigningKey) -> Vec<u8> {
     let name = der::sequence(&[
         &rdn(oid::COUNTRY, der::TAG_PRINTABLE_STRING, "ID"),
         &rdn(oid::ORGANIZATION, der::TAG_UTF8_STRING, "e-Meterai"),
-        &rdn(oid::COMMON_NAME, der::TAG_UTF8_STRING, "e-Meterai Local Issuer"),
+        &rdn(oid::COMMON_NAME, der::TAG_UTF8_STRING, common_name),
     ]);
     let not_before = chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default(); // 2000-01-01
     let not_after = chrono::DateTime::from_timestamp(4_102_444_799, 0).unwrap_or_default(); // 2099-12-31
     let validity = der::sequence(&[&der::time(&not_before), &der::time(&not_after)]);
     let spki = der::sequence(&[
         &der::sequence(&[&der::object_id(oid::EC_PUBLIC_KEY), &der::object_id(oid::PRIME256V1)]),
-        &der::tlv(der::TAG_BIT_STRING, &[&[0u8][..], &point].concat()),
+        &der::tlv(der::TAG_BIT_STRING, &[&[0u8][..], point].concat()),
     ]);
     let critical = der::tlv(der::TAG_BOOLEAN, &[0xFF]);
     let basic_constraints = der::sequence(&[
@@ -276,9 +351,9 @@ fn self_signed_certificate(key: &SigningKey) -> Vec<u8> {
         &spki,
         &extensions,
     ]);
-    let signature: p256::ecdsa::Signature = key.sign(&tbs);
-    let signature_bits = [&[0u8][..], signature.to_der().as_bytes()].concat();
-    der::sequence(&[&tbs, &signature_algorithm, &der::tlv(der::TAG_BIT_STRING, &signature_bits)])
+    let signature = sign(&tbs)?;
+    let signature_bits = [&[0u8][..], &signature].concat();
+    Ok(der::sequence(&[&tbs, &signature_algorithm, &der::tlv(der::TAG_BIT_STRING, &signature_bits)]))
 }
 
 fn rdn(attribute: &[u8], string_tag: u8, value: &str) -> Vec<u8> {

@@ -50,6 +50,10 @@ pub enum Rejection {
     AlreadyStamped,
     #[error("a certification signature forbids any change to the document")]
     CertifiedNoChanges,
+    /// Not the document's fault: the key service did not sign. The stamp function retries the
+    /// run instead of rejecting the document; the CLI reports it as a failure.
+    #[error("the issuer's signing key could not be reached; try again")]
+    SignerUnavailable,
 }
 
 impl Rejection {
@@ -65,6 +69,7 @@ impl Rejection {
             Rejection::PlacementOverlapsSignature => "placement_overlaps_signature",
             Rejection::AlreadyStamped => "already_stamped",
             Rejection::CertifiedNoChanges => "certified_no_changes",
+            Rejection::SignerUnavailable => "signer_unavailable",
         }
     }
 
@@ -72,6 +77,7 @@ impl Rejection {
         self.to_string()
     }
 
+    /// Every rejection a document can earn (not [`Rejection::SignerUnavailable`], which is ours).
     pub const ALL: [Rejection; 10] = [
         Rejection::NotPdf,
         Rejection::Corrupt,
@@ -262,7 +268,10 @@ impl PreparedStamp {
         let mut signed_range = head.clone();
         signed_range.update(after);
         let signed: [u8; 32] = signed_range.finalize().into();
-        let signature = cms::sign_detached(issuer, &signed, &self.signed_at);
+        let signature = cms::sign_detached(issuer, &signed, &self.signed_at).map_err(|e| {
+            tracing::warn!(error = %e, "the issuer key could not sign");
+            Rejection::SignerUnavailable
+        })?;
         if !incremental::fill_signature(prepared, &signature) {
             return Err(Rejection::TooLarge);
         }

@@ -1,0 +1,149 @@
+//! The issuer key in KMS: the stamp engine and the stamp function sign through `kms:Sign`
+//! against a real KMS emulator (moto's server, installed by `make test` into .local/venv), and a
+//! KMS that fails makes the stamp run fail for redelivery, never a rejected document.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use emeterai::domain::placement::Placement;
+use emeterai::domain::serial::Serial;
+use emeterai::handlers::stamp::{Outcome, StampError};
+use emeterai::kms::KmsKey;
+use emeterai::stamping::issuer::IssuerError;
+use emeterai::stamping::{self, Issuer, Rejection, StampRequest};
+use emeterai_tests::{TestApp, fixture, spawn_app, test_issuer};
+use serde_json::json;
+
+const DOC: &str = "rotate-270-a4-autocad.pdf";
+
+/// moto's server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/moto_server");
+        assert!(std::path::Path::new(bin).exists(), "{bin} is missing: scripts/install.sh installs moto[server]");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn aws_config_for(moto: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("ap-southeast-3"))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new("test", "test", None, None, "moto"))
+        .endpoint_url(&moto.url)
+        .load()
+        .await
+}
+
+/// A fresh ECC_NIST_P256 SIGN_VERIFY key, as the template creates.
+async fn new_key(aws: &aws_config::SdkConfig) -> Arc<KmsKey> {
+    let client = aws_sdk_kms::Client::new(aws);
+    let created = client
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("kms:CreateKey");
+    let key_id = created.key_metadata().expect("metadata").key_id().to_owned();
+    Arc::new(KmsKey::connect(aws, &key_id).await.expect("connect"))
+}
+
+fn stamp_blocking(issuer: &Issuer, serial: &str) -> Result<stamping::Stamped, Rejection> {
+    let serial = Serial::parse(serial).expect("serial");
+    let placement = Placement::parse(Some(1), 20.0, 20.0).expect("placement");
+    let req = StampRequest { serial: &serial, placement: &placement, signed_at: chrono::Utc::now(), verify_url: "http://localhost/v1/verify/x" };
+    stamping::stamp(&fixture(DOC), &req, issuer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stamp_engine_signs_through_kms_and_verifiers_accept_it() {
+    let mut moto = Moto::start();
+    let aws = aws_config_for(&moto).await;
+    let key = new_key(&aws).await;
+    let signer = Arc::clone(&key);
+    // Signing blocks on KMS: off the async executor, as the stamp function does it.
+    let issuer = tokio::task::spawn_blocking(move || Issuer::self_signed_remote(signer)).await.expect("task").expect("issuer");
+    assert!(matches!(issuer.key_pem(), Err(IssuerError::KeyNotExportable)), "a KMS key never leaves KMS");
+
+    // Several stamps: KMS signatures are randomised, each must verify.
+    for n in 0..4 {
+        let signer = issuer.clone();
+        let serial = format!("KMS{n:019}");
+        let stamped = tokio::task::spawn_blocking(move || stamp_blocking(&signer, &serial)).await.expect("task").expect("stamped");
+        let found = stamping::verify(&stamped.pdf, Some(&[issuer.certificate_der().to_vec()])).expect("verify");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].signature_valid, "stamp {n}: {:?}", found[0]);
+        assert_eq!(found[0].issuer_trusted, Some(true));
+    }
+
+    // A certificate for another key is refused at start, not at the first stamp.
+    let mismatch = Issuer::with_remote_key(key.clone(), test_issuer().certificate_der().to_vec());
+    assert!(matches!(mismatch, Err(IssuerError::KeyCertificateMismatch)), "{mismatch:?}");
+
+    // KMS gone: the engine says the signer is unavailable, not that the document is bad.
+    moto.stop();
+    let signer = issuer.clone();
+    let failed = tokio::task::spawn_blocking(move || stamp_blocking(&signer, "KMS0000000000000000009")).await.expect("task");
+    assert_eq!(failed.err(), Some(Rejection::SignerUnavailable));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stamp_function_signs_in_kms_and_retries_when_kms_fails() {
+    let mut moto = Moto::start();
+    let aws = aws_config_for(&moto).await;
+    let key = new_key(&aws).await;
+    let issuer = tokio::task::spawn_blocking(move || Issuer::self_signed_remote(key)).await.expect("task").expect("issuer");
+    let mut app = spawn_app().await;
+    app.stamp.issuer = Arc::new(issuer.clone());
+    app.fund("alice", 2).await;
+
+    let (id, outcome) = app.stamp_document("alice", &fixture(DOC), json!(null)).await;
+    assert!(matches!(outcome, Outcome::Stamped { .. }), "{outcome:?}");
+    let stamped = app.s3.get_object().bucket(&app.bucket).key(format!("stamped/alice/{id}.pdf")).send().await.expect("output");
+    let pdf = stamped.body.collect().await.expect("bytes").into_bytes();
+    let found = stamping::verify(&pdf, Some(&[issuer.certificate_der().to_vec()])).expect("verify");
+    assert!(found[0].signature_valid && found[0].issuer_trusted == Some(true), "{:?}", found[0]);
+
+    // KMS down: the run fails (S3 redelivers it), the document is neither rejected nor paid.
+    moto.stop();
+    let created = app.create_document("alice", r#"{"file_name": "b.pdf"}"#).await;
+    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
+    let second = created.body["document_id"].as_str().expect("id").to_owned();
+    let run = app.deliver(&TestApp::incoming_key("alice", &second)).await;
+    assert!(matches!(run, Err(StampError::Signer)), "{run:?}");
+    let doc = app.get("alice", &format!("/v1/documents/{second}")).await;
+    assert_eq!(doc.body["status"], "PROCESSING", "{:?}", doc.body);
+    assert_eq!(app.quota("alice").await.0, 1, "the failed run spent nothing");
+}
