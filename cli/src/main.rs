@@ -2,10 +2,11 @@
 //! `emeterai` library.
 //!
 //! Exit codes (API.md): 0 success, 1 any failure other than a rejection (bad arguments, I/O,
-//! config), 2 the document was rejected (`rejected: <code>: <message>` on stderr; for `verify`,
+//! config), 3 `audit` found an invariant violated, 2 the document was rejected (`rejected: <code>: <message>` on stderr; for `verify`,
 //! also when it found no e-Meterai or one that does not hold). clap's own exit code for a usage
 //! error is 2, which would read as a rejection here, so usage errors are mapped to 1.
 
+mod audit_cmd;
 mod stamp_cmd;
 mod token_cmd;
 mod verify_cmd;
@@ -33,6 +34,8 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// Prints a bearer token for the local stack.
     Token(token_cmd::TokenArgs),
+    /// Checks every ledger invariant over the whole table (and the stamped objects, with EMETERAI_BUCKET).
+    Audit(audit_cmd::AuditArgs),
     /// Prints a shell completion script (for example: `emeterai completions bash > /etc/bash_completion.d/emeterai`).
     Completions {
         /// The shell to complete for.
@@ -54,6 +57,8 @@ pub enum Outcome {
     Success,
     /// A rejection or an invalid verification: exit 2.
     Refused,
+    /// `audit` found at least one invariant violated: exit 3.
+    Violated,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Stamp(args) => stamp_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Token(args) => token_cmd::run(args),
+        Command::Audit(args) => audit_cmd::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "emeterai", &mut std::io::stdout());
             Ok(Outcome::Success)
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(2),
+        Ok(Outcome::Violated) => ExitCode::from(3),
         Err(Failure(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(1)

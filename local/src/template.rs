@@ -695,14 +695,30 @@ Resources:
     }
 
     #[test]
-    fn real_template_has_no_triggers_yet_or_valid_ones() {
+    fn real_template_triggers_are_exactly_the_upload_and_the_schedule() {
         let t = real();
-        for trigger in t.s3_triggers().expect("s3") {
-            assert!(t.buckets().iter().any(|b| b.logical_id == trigger.bucket_logical_id));
-        }
-        for schedule in t.schedule_triggers().expect("schedules") {
-            assert!(schedule.rate.is_some() || schedule.expression.starts_with("cron("));
-        }
+        let s3 = t.s3_triggers().expect("s3");
+        assert_eq!(s3.len(), 1, "{s3:?}");
+        let upload = &s3[0];
+        assert_eq!(
+            (upload.event_id.as_str(), upload.function_logical_id.as_str(), upload.binary.as_str(), upload.bucket_logical_id.as_str()),
+            ("Upload", "StampFunction", "stamp", "DocumentsBucket")
+        );
+        assert_eq!(upload.events, vec!["s3:ObjectCreated:*".to_owned()]);
+        assert_eq!((upload.prefix.as_deref(), upload.suffix.as_deref()), (Some("incoming/"), Some(".pdf")));
+        assert!(upload.matches("s3:ObjectCreated:Put", "incoming/alice/doc_1.pdf"));
+        assert!(upload.matches("s3:ObjectCreated:CompleteMultipartUpload", "incoming/alice/doc_1.pdf"));
+        assert!(!upload.matches("s3:ObjectCreated:Put", "stamped/alice/doc_1.pdf"), "outputs never re-trigger");
+        assert!(!upload.matches("s3:ObjectCreated:Put", "incoming/alice/doc_1.txt"));
+        assert!(!upload.matches("s3:ObjectRemoved:Delete", "incoming/alice/doc_1.pdf"));
+        let schedules = t.schedule_triggers().expect("schedules");
+        assert_eq!(schedules.len(), 1, "{schedules:?}");
+        let sweep = &schedules[0];
+        assert_eq!(
+            (sweep.event_id.as_str(), sweep.function_logical_id.as_str(), sweep.binary.as_str(), sweep.expression.as_str()),
+            ("Sweep", "RefundFunction", "refund", "rate(5 minutes)")
+        );
+        assert_eq!((sweep.rate, sweep.enabled), (Some(Duration::from_secs(300)), true));
     }
 
     #[test]

@@ -176,6 +176,37 @@ fn signature_fields_with_range_end(fields: u32, range_length: usize) -> Vec<u8> 
     b.finish(&[], 1)
 }
 
+/// An unsigned file whose startxref is off (so it is read by scanning) with an array of
+/// 390,000 integers that the stamp does not need.
+fn broken_startxref_with_a_large_array() -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    let bodies: Vec<Vec<u8>> = vec![
+        b"<</Type/Catalog/Pages 2 0 R>>".to_vec(),
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>".to_vec(),
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595.276 841.89]/X 4 0 R>>".to_vec(),
+        {
+            let mut array = b"[".to_vec();
+            array.extend(std::iter::repeat_n(&b"0 "[..], 390_000).flatten());
+            array.push(b']');
+            array
+        },
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(b"xref\n0 5\n0000000000 65535 f \n");
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(format!("trailer\n<</Size 5/Root 1 0 R>>\nstartxref\n{}\n%%EOF\n", xref + 7).as_bytes());
+    out
+}
+
 #[test]
 fn hostile_documents_stay_within_memory_and_time() {
     let serial = Serial::parse("0123456789ABCDEFGHIJKL").expect("serial");
@@ -190,6 +221,7 @@ fn hostile_documents_stay_within_memory_and_time() {
         ("the same, one of them needed by the page", four_million_integers(true)),
         ("an object stream inflating to 200 MB", inflating_object_stream()),
         ("4,000 signature fields", thousands_of_signature_fields(4_000)),
+        ("a broken startxref and 390,000 integers", broken_startxref_with_a_large_array()),
     ];
     let mut report = Vec::new();
     for (name, pdf) in &cases {
@@ -224,4 +256,6 @@ fn hostile_documents_stay_within_memory_and_time() {
     // An object that would not fit the budgets reads as corrupt.
     assert!(report[1].contains("stamp Some(\"corrupt\")"), "{}", report[1]);
     assert!(report[2].contains("stamp Some(\"corrupt\")"), "{}", report[2]);
+    // Read by scanning (no whole-file rewrite), the unneeded array never parsed.
+    assert!(report[4].contains("stamp None"), "{}", report[4]);
 }

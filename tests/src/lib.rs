@@ -133,6 +133,15 @@ impl Clock for TestClock {
     }
 }
 
+/// A loopback URL nothing listens on: a port the kernel gave us, closed again at once (a fixed
+/// port such as 9 may be served on some machine).
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = listener.local_addr().expect("local address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
 /// Where the payment gateway is, for this test.
 pub enum Gateway {
     /// Nothing listens: every call fails fast (connection refused).
@@ -155,8 +164,7 @@ pub async fn spawn_app_with(gateway: Gateway, extra_env: &[(&str, &str)]) -> Tes
         .expect("create table");
     ensure_bucket(&s3, &bucket).await.expect("create bucket");
     let base_url = match gateway {
-        // Port 9 (discard) on loopback: nothing listens there in the test sandbox.
-        Gateway::Unreachable => "http://127.0.0.1:9".to_owned(),
+        Gateway::Unreachable => unreachable_url(),
         Gateway::At(url) => url,
     };
     let mut env: HashMap<String, String> = HashMap::from([

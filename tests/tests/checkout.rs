@@ -1,8 +1,7 @@
 //! Checkout and invoices against DynamoDB Local: idempotency, validation, ownership.
 
-use std::time::Duration;
-
-use emeterai_tests::{Gateway, request, spawn_app, spawn_app_with};
+use emeterai_local::midtrans_sim::MidtransSim;
+use emeterai_tests::{Gateway, SERVER_KEY, request, spawn_app, spawn_app_with};
 use futures::future::join_all;
 use http::Method;
 
@@ -142,33 +141,29 @@ async fn sixteen_concurrent_same_key_checkouts_make_one_invoice() {
     assert_eq!(app.quota("alice").await, (0, 5));
 }
 
-/// A gateway that accepts connections and never answers: the first request stays in flight.
-async fn silent_gateway() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://{addr}")
-}
-
+/// Ordered by events, not time: the simulator holds the first request's call to the gateway
+/// (made between the checkout's two writes) and tells the test; the second request is sent then,
+/// while the first is surely in flight; only afterwards is the first let go.
 #[tokio::test]
 async fn same_key_while_first_is_in_flight_is_409() {
-    let app = spawn_app_with(Gateway::At(silent_gateway().await), &[]).await;
+    let sim = MidtransSim::start(SERVER_KEY, None).await.expect("simulator");
+    let mut held = sim.hold_snap_requests();
+    let app = spawn_app_with(Gateway::At(sim.base_url().to_owned()), &[]).await;
     let first = app.checkout("alice", Some("slow"), r#"{"quantity": 1}"#);
     let second = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        app.checkout("alice", Some("slow"), r#"{"quantity": 1}"#).await
+        let snap = held.recv().await.expect("the first request reaches the gateway");
+        let second = app.checkout("alice", Some("slow"), r#"{"quantity": 1}"#).await;
+        snap.release();
+        second
     };
     let (first, second) = tokio::join!(first, second);
     assert_eq!((second.status, second.code()), (409, "idempotency_key_in_progress"));
-    assert_eq!(first.status, 201);
-    assert!(first.body["payment"].is_null(), "gateway timed out");
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert!(first.body["payment"]["token"].is_string(), "the gateway answered once released");
+    sim.stop_holding_snap_requests();
     let replay = app.checkout("alice", Some("slow"), r#"{"quantity": 1}"#).await;
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.raw.body, first.raw.body);
 }
 
 #[tokio::test]

@@ -248,10 +248,21 @@ pub fn prepare(loaded: &Loaded<'_>, inputs: &Inputs<'_>) -> Result<Prepared, Rej
             trailer.set(key, value.clone());
         }
     }
-    trailer.set(b"Prev", Obj::Int(loaded.startxref as i64));
+    if doc.repaired {
+        // The file's own cross-reference data is unusable: this section lists every object
+        // found in it, where it stands, and names no earlier section.
+        let ours: std::collections::HashSet<u32> = offsets.iter().map(|((number, _), _)| *number).collect();
+        for (number, generation, offset) in doc.objects_at_offsets() {
+            if !ours.contains(&number) && number != 0 {
+                offsets.push(((number, generation), offset));
+            }
+        }
+    } else {
+        trailer.set(b"Prev", Obj::Int(loaded.startxref as i64));
+    }
     let xref_at = out.len() - base;
     match loaded.xref_kind {
-        XrefKind::Table => write_xref_table(&mut out, &mut offsets, &trailer)?,
+        XrefKind::Table => write_xref_table(&mut out, &mut offsets, &trailer, doc.repaired)?,
         XrefKind::Stream => write_xref_stream(&mut out, &mut offsets, trailer, xref_stream_id, xref_at)?,
     }
     let _ = write!(out, "startxref\n{xref_at}\n%%EOF\n");
@@ -294,9 +305,12 @@ fn write_literal(out: &mut Vec<u8>, text: &[u8]) {
     let _ = write_object(out, &Obj::Str(Rc::from(text), false));
 }
 
-fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], trailer: &Dict) -> Result<(), Rejection> {
+fn write_xref_table(out: &mut Vec<u8>, offsets: &mut [(ObjectId, usize)], trailer: &Dict, complete: bool) -> Result<(), Rejection> {
     offsets.sort_by_key(|(id, _)| id.0);
     out.extend_from_slice(b"xref\n");
+    if complete {
+        out.extend_from_slice(b"0 1\n0000000000 65535 f\r\n");
+    }
     for run in runs(offsets) {
         let _ = writeln!(out, "{} {}", run[0].0.0, run.len());
         for ((_, generation), offset) in run {

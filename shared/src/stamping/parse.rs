@@ -12,8 +12,6 @@ use super::Rejection;
 
 pub type ObjectId = super::pdf::Id;
 
-/// Largest size a stream may decompress to in the repair path (lopdf rewrite).
-const MAX_DECOMPRESSED_STREAM: usize = 2 * 1024 * 1024;
 /// Most signature values looked at: enough for any real document, and a bound on the work a
 /// file with thousands of signature fields can cause.
 pub const MAX_SIGNATURE_VALUES: usize = 64;
@@ -93,8 +91,8 @@ pub struct SignatureWidget {
 }
 
 pub struct Loaded<'a> {
-    /// The document; when the cross-reference data was damaged and no signature exists, its
-    /// bytes are the whole file rewritten (the update is appended to them instead).
+    /// The document (when its cross-reference data was damaged and no signature exists, read
+    /// by scanning: `doc.repaired`).
     pub doc: Doc<'a>,
     /// Where `%PDF-` starts; cross-reference offsets count from here.
     pub header_offset: usize,
@@ -123,8 +121,9 @@ pub fn find_header(pdf: &[u8]) -> Option<(usize, Option<(u8, u8)>)> {
 }
 
 /// Loads what stamping needs, or says why the file cannot be stamped. A file whose last
-/// cross-reference section cannot be found has no sound `/Prev` for an incremental update: it is
-/// rewritten whole when `allow_rewrite` and no signature would be broken by that, else corrupt.
+/// cross-reference section cannot be found has no sound `/Prev` for an incremental update: when
+/// `allow_rewrite` and it is unsigned, it is read by scanning for its objects and the update
+/// carries a complete cross-reference section; else it is corrupt.
 pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded<'_>, Rejection> {
     let (header_offset, header_version) = find_header(pdf).ok_or(Rejection::NotPdf)?;
     let Some((startxref, xref_kind)) = last_section(pdf, header_offset) else {
@@ -134,23 +133,15 @@ pub fn load(pdf: &[u8], allow_rewrite: bool) -> Result<Loaded<'_>, Rejection> {
         // Rewrite only what standard readers still repair: a classic trailer and a startxref
         // are there, just with a wrong offset. Truncated files and broken xref streams stay
         // corrupt, and signed files are never rewritten (that would break their signatures).
-        // Object streams are refused here: the whole-file rewrite would inflate them all.
+        // Object streams are refused here: scanning cannot find the objects inside them.
         let repairable = contains(pdf, b"trailer") && contains(pdf, b"startxref") && !contains(pdf, b"/ObjStm");
         if !allow_rewrite || !repairable || contains(pdf, b"/ByteRange") {
             return Err(Rejection::Corrupt);
         }
-        let options = lopdf::LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM), ..Default::default() };
-        let mut whole = lopdf::Document::load_mem_with_options(pdf, options).map_err(|_| Rejection::Corrupt)?;
-        if whole.trailer.has(b"Encrypt") || whole.encryption_state.is_some() || whole.is_encrypted() {
-            return Err(Rejection::Encrypted);
-        }
-        let mut rewritten = Vec::with_capacity(pdf.len());
-        whole.save_to(&mut rewritten).map_err(|_| Rejection::Corrupt)?;
-        drop(whole);
-        let (header_offset, header_version) = find_header(&rewritten).ok_or(Rejection::Corrupt)?;
-        let (startxref, xref_kind) = last_section(&rewritten, header_offset).ok_or(Rejection::Corrupt)?;
-        let doc = Doc::open(Cow::Owned(rewritten), header_offset, startxref).map_err(|_| Rejection::Corrupt)?;
-        return finish(doc, header_version, startxref, xref_kind);
+        // Read as readers repair it; the update then carries a complete cross-reference section
+        // (no /Prev), and the original bytes stay as they are.
+        let doc = Doc::open_repaired(Cow::Borrowed(pdf), header_offset).map_err(|_| Rejection::Corrupt)?;
+        return finish(doc, header_version, 0, XrefKind::Table);
     };
     let doc = match Doc::open(Cow::Borrowed(pdf), header_offset, startxref) {
         Ok(doc) => doc,

@@ -483,15 +483,46 @@ pub struct Doc<'a> {
     values_left: Cell<usize>,
     decoded_left: Cell<usize>,
     /// Object number -> offset of its last `N G obj`, found by scanning, for entries that lie.
-    scanned: OnceCell<HashMap<u32, usize>>,
+    scanned: OnceCell<HashMap<u32, (usize, u16)>>,
     resolving: RefCell<HashSet<Id>>,
     filling_free: bool,
+    /// The cross-reference data was rebuilt by scanning: an update must carry a complete
+    /// cross-reference section and no `/Prev`.
+    pub repaired: bool,
 }
 
 impl<'a> Doc<'a> {
     /// Reads the cross-reference chain that starts at `startxref` (relative to `base`).
     pub fn open(bytes: Cow<'a, [u8]>, base: usize, startxref: usize) -> R<Doc<'a>> {
-        let mut doc = Doc {
+        let mut doc = Doc::open_empty(bytes, base);
+        doc.read_sections(startxref)?;
+        Ok(doc)
+    }
+
+    /// A document whose cross-reference data cannot be used, read the way readers repair it:
+    /// every `N G obj` found by scanning (the last one of each number wins) and the last
+    /// `trailer` dictionary. Objects inside object streams cannot be found this way.
+    pub fn open_repaired(bytes: Cow<'a, [u8]>, base: usize) -> R<Doc<'a>> {
+        let found = scan_objects(&bytes);
+        let budget = Cell::new(MAX_VALUES);
+        let at = memchr::memmem::rfind(&bytes, b"trailer").ok_or(Bad)? + 7;
+        let trailer = match Lexer::new(&bytes, at, &budget).value()? {
+            Obj::Dict(d) => (*d).clone(),
+            _ => return Err(Bad),
+        };
+        let mut doc = Doc::open_empty(bytes, base);
+        doc.trailer = trailer;
+        doc.repaired = true;
+        for (number, (offset, generation)) in found {
+            if let Some(relative) = offset.checked_sub(base) {
+                doc.add_entry(number, Entry::At(relative, generation))?;
+            }
+        }
+        Ok(doc)
+    }
+
+    fn open_empty(bytes: Cow<'a, [u8]>, base: usize) -> Doc<'a> {
+        Doc {
             bytes,
             base,
             trailer: Dict::new(),
@@ -504,9 +535,22 @@ impl<'a> Doc<'a> {
             scanned: OnceCell::new(),
             resolving: RefCell::new(HashSet::new()),
             filling_free: false,
-        };
-        doc.read_sections(startxref)?;
-        Ok(doc)
+            repaired: false,
+        }
+    }
+
+    /// Every object in use at a byte offset: (number, generation, offset from the header).
+    pub fn objects_at_offsets(&self) -> Vec<(u32, u16, usize)> {
+        let mut all: Vec<(u32, u16, usize)> = self
+            .entries
+            .iter()
+            .filter_map(|(number, entry)| match entry {
+                Entry::At(offset, generation) => Some((*number, *generation, *offset)),
+                _ => None,
+            })
+            .collect();
+        all.sort_unstable();
+        all
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -759,44 +803,8 @@ impl<'a> Doc<'a> {
         Ok(((number, generation), value))
     }
 
-    fn scan_index(&self) -> &HashMap<u32, usize> {
-        self.scanned.get_or_init(|| {
-            let mut found = HashMap::new();
-            let bytes: &[u8] = &self.bytes;
-            for hit in memchr::memmem::find_iter(bytes, b"obj") {
-                if found.len() >= MAX_XREF_ENTRIES {
-                    break;
-                }
-                // Walk back over "N G " before "obj".
-                let mut p = hit;
-                let mut numbers = 0;
-                let mut start = hit;
-                while numbers < 2 {
-                    while p > 0 && is_whitespace(bytes[p - 1]) {
-                        p -= 1;
-                    }
-                    let end = p;
-                    while p > 0 && bytes[p - 1].is_ascii_digit() {
-                        p -= 1;
-                    }
-                    if p == end {
-                        break;
-                    }
-                    numbers += 1;
-                    start = p;
-                }
-                if numbers == 2
-                    && (start == 0 || !is_regular(bytes[start - 1]))
-                    && let Some(number) = bytes.get(start..).and_then(|s| {
-                        let digits: Vec<u8> = s.iter().take_while(|b| b.is_ascii_digit()).copied().collect();
-                        std::str::from_utf8(&digits).ok()?.parse::<u32>().ok()
-                    })
-                {
-                    found.insert(number, start);
-                }
-            }
-            found
-        })
+    fn scan_index(&self) -> &HashMap<u32, (usize, u16)> {
+        self.scanned.get_or_init(|| scan_objects(&self.bytes))
     }
 
     /// The object `id` names (`Null` when it is free or absent, as readers take it).
@@ -821,7 +829,7 @@ impl<'a> Doc<'a> {
                 match direct {
                     Ok((found, object)) if found.0 == id.0 => Ok(object),
                     _ => {
-                        let at = self.scan_index().get(&id.0).copied().ok_or(Bad)?;
+                        let (at, _) = self.scan_index().get(&id.0).copied().ok_or(Bad)?;
                         let (found, object) = self.indirect_at(at)?;
                         if found.0 != id.0 {
                             return Err(Bad);
@@ -923,6 +931,48 @@ fn parse_table(bytes: &[u8], at: usize, budget: &Cell<usize>) -> R<Option<(Vec<(
         Obj::Dict(d) => Ok(Some((found, (*d).clone()))),
         _ => Err(Bad),
     }
+}
+
+/// Every `N G obj` in `bytes`: object number -> (offset of N, G); the last one of a number wins.
+fn scan_objects(bytes: &[u8]) -> HashMap<u32, (usize, u16)> {
+    let mut found = HashMap::new();
+    for hit in memchr::memmem::find_iter(bytes, b"obj") {
+        if found.len() >= MAX_XREF_ENTRIES {
+            break;
+        }
+        if bytes.get(hit + 3).is_some_and(|b| is_regular(*b)) {
+            continue;
+        }
+        // Walk back over "N G " before "obj".
+        let mut p = hit;
+        let mut spans = Vec::with_capacity(2);
+        while spans.len() < 2 {
+            let gap = p;
+            while p > 0 && is_whitespace(bytes[p - 1]) {
+                p -= 1;
+            }
+            if p == gap && !spans.is_empty() {
+                break; // numbers must be separated
+            }
+            let end = p;
+            while p > 0 && end - p < 10 && bytes[p - 1].is_ascii_digit() {
+                p -= 1;
+            }
+            if p == end {
+                break;
+            }
+            spans.push((p, end));
+        }
+        let [(g0, g1), (n0, n1)] = spans[..] else { continue };
+        if n0 > 0 && is_regular(bytes[n0 - 1]) {
+            continue;
+        }
+        let digits = |a: usize, b: usize| std::str::from_utf8(&bytes[a..b]).ok()?.parse::<u32>().ok();
+        if let (Some(number), Some(generation)) = (digits(n0, n1), digits(g0, g1).and_then(|g| u16::try_from(g).ok())) {
+            found.insert(number, (n0, generation));
+        }
+    }
+    found
 }
 
 fn unpredict_png(data: &[u8], row_len: usize, bpp: usize) -> R<Vec<u8>> {

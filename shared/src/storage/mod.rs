@@ -39,7 +39,7 @@ pub struct PresignedRequest {
 
 #[derive(Debug, Clone)]
 pub struct DocumentStore {
-    client: Client,
+    pub(crate) client: Client,
     bucket: String,
 }
 

@@ -1,0 +1,296 @@
+//! `emeterai audit` (issue 11) against DynamoDB Local and SeaweedFS: a ledger built by the real
+//! handlers (fund, stamp, refund) holds; then the table or the bucket is corrupted on purpose, one
+//! invariant at a time, with raw SDK writes, and the audit must name each (exit 3, one line per
+//! violation naming the account, invoice, document or serial).
+
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use emeterai::handlers::stamp::Outcome;
+use emeterai_local::provision::clients_from_env;
+use emeterai_tests::{TestApp, cli_binary, fixture, request, spawn_app};
+use http::Method;
+use serde_json::{Value, json};
+
+const DOC: &str = "rotate-270-a4-autocad.pdf";
+
+/// A ledger with every kind of history: alice bought 3 units, stamped 2 documents and had the
+/// third refunded (REFUNDED: used 2, refunded 1); she bought 2 more (PAID, unused); bob has an
+/// unpaid invoice (PENDING).
+struct Healthy {
+    app: TestApp,
+    refunded_invoice: String,
+    paid_invoice: String,
+    documents: [String; 2],
+}
+
+async fn healthy() -> Healthy {
+    let app = spawn_app().await;
+    let first = app.fund("alice", 3).await;
+    let mut documents = Vec::new();
+    for _ in 0..2 {
+        let (id, outcome) = app.stamp_document("alice", &fixture(DOC), json!(null)).await;
+        assert!(matches!(outcome, Outcome::Stamped { .. }), "{outcome:?}");
+        documents.push(id);
+    }
+    let refunded_invoice = id_of(&first);
+    let r = app.call(request(Method::POST, &format!("/v1/invoices/{refunded_invoice}/refund"), Some("alice"), None)).await;
+    assert_eq!((r.status, r.body["units"].as_u64()), (202, Some(1)), "{:?}", r.body);
+    let paid_invoice = id_of(&app.fund("alice", 2).await);
+    app.buy("bob", 1).await;
+    let documents = [documents[0].clone(), documents[1].clone()];
+    Healthy { app, refunded_invoice, paid_invoice, documents }
+}
+
+fn id_of(invoice: &Value) -> String {
+    invoice["invoice_id"].as_str().expect("invoice id").to_owned()
+}
+
+struct Audited {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Audited {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+    /// Asserts exit 3 and a line of `rule` about `subject`; returns that line.
+    fn names(&self, rule: &str, subject: &str) -> String {
+        assert_eq!(self.code, Some(3), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        let prefix = format!("{rule}: {subject}: ");
+        self.lines()
+            .into_iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{}", self.stdout))
+            .to_owned()
+    }
+}
+
+fn audit_with(table: &str, bucket: Option<&str>, args: &[&str]) -> Audited {
+    let mut cmd = Command::new(cli_binary());
+    cmd.arg("audit").args(args).env("EMETERAI_TABLE", table).env_remove("EMETERAI_BUCKET");
+    if let Some(b) = bucket {
+        cmd.env("EMETERAI_BUCKET", b);
+    }
+    let out = cmd.output().expect("emeterai runs");
+    Audited {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("utf-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn audit(app: &TestApp) -> Audited {
+    audit_with(&app.table, Some(&app.bucket), &[])
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    clients_from_env().await.0
+}
+
+#[tokio::test]
+async fn a_ledger_built_by_the_handlers_holds_whatever_the_segments() {
+    let h = healthy().await;
+    for segments in ["1", "4", "7"] {
+        let out = audit_with(&h.app.table, Some(&h.app.bucket), &["--segments", segments]);
+        assert_eq!(out.code, Some(0), "segments {segments}: stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        assert!(out.stderr.contains("0 violation(s)"), "a summary on stderr: {}", out.stderr);
+    }
+    let out = audit_with(&h.app.table, Some(&h.app.bucket), &["--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).expect("one JSON report");
+    assert_eq!(report["holds"], true, "{report}");
+    assert_eq!(report["violations"], json!([]));
+    // alice and bob; 3 invoices; credits 2, consumptions 2, refund 1; 2 documents, 2 serials.
+    assert_eq!(
+        [&report["accounts"], &report["invoices"], &report["ledger_entries"], &report["stamped_documents"], &report["serials"], &report["objects_checked"]],
+        [&json!(2), &json!(3), &json!(5), &json!(2), &json!(2), &json!(2)],
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_balance_off_by_one_is_named() {
+    let h = healthy().await;
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(&h.app.table)
+        .key("pk", s("ACC#alice"))
+        .key("sk", s("BALANCE"))
+        .update_expression("ADD available :one")
+        .expression_attribute_values(":one", n(1))
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("balance", "account alice");
+    assert!(line.contains("available 3 but ledger entries give 2"), "{line}");
+    assert_eq!(out.lines().len(), 1, "only the balance is wrong:\n{}", out.stdout);
+    let json = audit_with(&h.app.table, None, &["--json"]);
+    assert_eq!(json.code, Some(3));
+    let report: Value = serde_json::from_str(&json.stdout).expect("report");
+    assert_eq!(report["holds"], false);
+    assert_eq!(report["violations"][0]["rule"], "balance", "{report}");
+    assert_eq!(report["violations"][0]["subject"], "account alice", "{report}");
+}
+
+#[tokio::test]
+async fn a_second_credit_is_named() {
+    let h = healthy().await;
+    dynamodb()
+        .await
+        .put_item()
+        .table_name(&h.app.table)
+        .item("pk", s("ACC#alice"))
+        .item("sk", s("LEDGER#CREDIT#replayed-notification"))
+        .item("kind", s("CREDIT"))
+        .item("units", n(2))
+        .item("invoice_id", s(&h.paid_invoice))
+        .item("at", s("2026-11-28T10:00:00Z"))
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("credit", &format!("invoice {}", h.paid_invoice));
+    assert!(line.contains("has 2 credits"), "{line}");
+    out.names("balance", "account alice");
+}
+
+#[tokio::test]
+async fn a_stamped_document_without_a_consumption_is_named() {
+    let h = healthy().await;
+    let doc = &h.documents[0];
+    dynamodb()
+        .await
+        .delete_item()
+        .table_name(&h.app.table)
+        .key("pk", s("ACC#alice"))
+        .key("sk", s(&format!("LEDGER#CONSUME#{doc}")))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("consumption", &format!("document {doc}"));
+    assert!(line.contains("has 0 consumptions"), "{line}");
+    // The unit it took is missing from the invoice's and the account's sums too.
+    out.names("usage", &format!("invoice {}", h.refunded_invoice));
+    out.names("balance", "account alice");
+}
+
+#[tokio::test]
+async fn a_serial_on_two_documents_is_named() {
+    let h = healthy().await;
+    let [first, second] = &h.documents;
+    let client = dynamodb().await;
+    let serial = h.app.get("alice", &format!("/v1/documents/{first}")).await.body["serial"].as_str().expect("serial").to_owned();
+    client
+        .update_item()
+        .table_name(&h.app.table)
+        .key("pk", s(&format!("DOC#{second}")))
+        .key("sk", s("DOCUMENT"))
+        .update_expression("SET serial = :serial")
+        .expression_attribute_values(":serial", s(&serial))
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let mut both = [first.as_str(), second.as_str()];
+    both.sort_unstable();
+    let line = out.names("serial_twice", &format!("serial {serial}"));
+    assert!(line.ends_with(&format!("on documents {}, {}", both[0], both[1])), "{line}");
+    let line = out.names("serial", &format!("document {second}"));
+    assert!(line.contains(&format!("registered to document {first}")), "{line}");
+}
+
+#[tokio::test]
+async fn a_stamped_object_whose_hash_differs_is_named_when_the_bucket_is_given() {
+    let h = healthy().await;
+    let doc = &h.documents[1];
+    let key = format!("stamped/alice/{doc}.pdf");
+    let mut tampered = h.app.store.read_limited(&key, 800_000).await.expect("stamped object");
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x01;
+    h.app.store.write_pdf(&key, tampered).await.expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("object", &format!("document {doc}"));
+    assert!(line.contains("the registry says"), "{line}");
+    assert_eq!(out.lines().len(), 1, "the ledger itself holds:\n{}", out.stdout);
+    // Without a bucket the objects are not read, and the ledger holds.
+    let without = audit_with(&h.app.table, None, &[]);
+    assert_eq!(without.code, Some(0), "{}{}", without.stdout, without.stderr);
+
+    h.app.store.delete(&key).await.expect("delete");
+    audit(&h.app).names("object", &format!("document {doc}"));
+}
+
+#[tokio::test]
+async fn a_unit_both_consumed_and_refunded_is_named() {
+    let h = healthy().await;
+    // A second refund of the REFUNDED invoice, covering a unit already used for a stamp.
+    dynamodb()
+        .await
+        .put_item()
+        .table_name(&h.app.table)
+        .item("pk", s("ACC#alice"))
+        .item("sk", s("LEDGER#REFUND#second-refund"))
+        .item("kind", s("REFUND"))
+        .item("units", n(1))
+        .item("invoice_id", s(&h.refunded_invoice))
+        .item("at", s("2026-11-28T10:00:00Z"))
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("consumed_and_refunded", &format!("invoice {}", h.refunded_invoice));
+    assert!(line.contains("2 units consumed and 2 refunded out of 3"), "{line}");
+}
+
+#[tokio::test]
+async fn a_quantity_that_does_not_add_up_is_named() {
+    let h = healthy().await;
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(&h.app.table)
+        .key("pk", s(&format!("INV#{}", h.paid_invoice)))
+        .key("sk", s("INVOICE"))
+        .update_expression("SET remaining = :three")
+        .expression_attribute_values(":three", n(3))
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("quantity", &format!("invoice {}", h.paid_invoice));
+    assert!(line.contains("quantity 2 but used 0 + remaining 3 + refunded 0"), "{line}");
+}
+
+#[tokio::test]
+async fn other_failures_exit_1_and_print_no_verdict() {
+    let app = spawn_app().await;
+    let missing = audit_with(&format!("{}-absent", app.table), None, &[]);
+    assert_eq!(missing.code, Some(1), "{}", missing.stderr);
+    assert!(missing.stdout.is_empty());
+    assert!(missing.stderr.contains("error: scanning table"), "{}", missing.stderr);
+
+    let out = Command::new(cli_binary()).arg("audit").env_remove("EMETERAI_TABLE").output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EMETERAI_TABLE"));
+
+    let bad = audit_with(&app.table, None, &["--segments", "0"]);
+    assert_eq!(bad.code, Some(1), "{}", bad.stderr);
+    // An empty table holds.
+    assert_eq!(audit_with(&app.table, Some(&app.bucket), &[]).code, Some(0));
+}
