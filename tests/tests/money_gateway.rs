@@ -93,3 +93,14 @@ async fn a_late_settlement_that_cannot_be_confirmed_yet_is_credited_by_the_sweep
     let again = app.sweep.run(Utc::now() + Duration::minutes(30)).await;
     assert_eq!((again.rechecked, again.late_credited), (0, 0), "{again:?}");
 }
+
+#[tokio::test]
+async fn an_amount_mismatch_is_flagged_once() {
+    let (app, _sim) = app_with_sim().await;
+    let inv = app.buy("alice", 1).await;
+    let (first, calls) = app.dynamodb_calls_during(app.notify(order(&inv), "settlement", "1.00")).await;
+    assert_eq!((first.status, calls), (422, 2), "read, then the flag");
+    let (again, calls) = app.dynamodb_calls_during(app.notify(order(&inv), "settlement", "1.00")).await;
+    assert_eq!((again.status, calls), (422, 1), "the same mismatch is not written again");
+    assert_eq!(app.quota("alice").await, (0, 1));
+}

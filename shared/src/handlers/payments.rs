@@ -54,7 +54,12 @@ pub async fn apply_outcome(
                 gross_amount: event.gross_amount.to_owned(),
                 flagged_at: event.received_at,
             };
-            ledger.flag_for_review(&invoice.id, &review, event).await?;
+            // Flagged once: a sweep that asks the gateway every run, or a repeated notification,
+            // does not write the same flag again.
+            let already = invoice.review.as_ref().is_some_and(|r| r.reason == review.reason && r.gross_amount == review.gross_amount);
+            if !already {
+                ledger.flag_for_review(&invoice.id, &review, event).await?;
+            }
             tracing::warn!(invoice_id = %invoice.id, "settlement amount differs from invoice; flagged for review");
             return Err(ApplyError::AmountMismatch {
                 received: event.gross_amount.to_owned(),
