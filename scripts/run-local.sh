@@ -141,8 +141,18 @@ wait_until 60 "$(cat "$state/gateway.pid")" "$state/gateway.log" "the gateway" \
     http_answers "http://127.0.0.1:$gateway_port/dev/routes"
 
 step "waking the functions (first start of each)"
-curl -sf --max-time 300 "http://127.0.0.1:$gateway_port/healthz" >/dev/null \
-    || { log "GET /healthz failed; last lines of $state/lambda.log:"; tail -n 30 "$state/lambda.log" >&2; exit 1; }
+# cargo lambda watch compiles each function on its first start (minutes on a new machine, longer
+# while another build holds the target folder), and the gateway answers 504 after the function's
+# timeout meanwhile: ask again until it answers, for up to 15 minutes.
+wake_deadline=$((SECONDS + 900))
+until curl -sf --max-time 300 "http://127.0.0.1:$gateway_port/healthz" >/dev/null; do
+    if ((SECONDS >= wake_deadline)); then
+        log "GET /healthz failed for 15 minutes; last lines of $state/lambda.log:"
+        tail -n 30 "$state/lambda.log" >&2
+        exit 1
+    fi
+    sleep 3
+done
 
 api="http://127.0.0.1:$gateway_port"
 if [[ $# -gt 0 ]]; then
