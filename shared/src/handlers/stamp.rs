@@ -15,7 +15,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use lambda_runtime::LambdaEvent;
 
-use crate::domain::document::{Document, DocumentRejection, StampRecord, StampReservation, keys};
+use crate::domain::document::{Document, DocumentRejection, DocumentStatus, StampRecord, StampReservation, keys};
 use crate::domain::serial::Serial;
 use crate::domain::time::{Clock, Timestamp};
 use crate::ledger::documents::{Consumed, Reserved, UsableInvoice};
@@ -180,7 +180,16 @@ impl StampService {
         self.hook.after(Step::Uploaded)?;
 
         let outcome = self.consume(&doc, &reservation, sha256, candidates).await?;
-        if matches!(outcome, Outcome::Rejected { .. }) {
+        let unpaid = match &outcome {
+            Outcome::Rejected { .. } => true,
+            // Ended while this run worked: by a duplicate delivery that stamped the same bytes
+            // (keep them), or by the sweep releasing the document as stale (nobody paid).
+            Outcome::AlreadyFinal => {
+                self.ledger.document(&doc.id).await?.is_some_and(|d| d.status == DocumentStatus::Rejected)
+            }
+            _ => false,
+        };
+        if unpaid {
             // Paid for by nobody: it must not linger (it is not downloadable through the API).
             if let Err(e) = store.delete(&output_key).await {
                 tracing::warn!(%document_id, error = %e, "could not delete unpaid stamped output");
