@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 
 use super::checkout::CheckoutService;
+use super::views;
 use super::verification_page::{self, Finding};
 use crate::domain::serial::Serial;
 use crate::domain::time;
@@ -18,13 +18,13 @@ impl CheckoutService {
         }
         let serial = Serial::parse(serial).map_err(|_| ApiError::NotFound("no such serial"))?;
         let registered = self.ledger.registered_serial(&serial).await?.ok_or(ApiError::NotFound("no such serial"))?;
-        let body = json!({
-            "serial": registered.serial.to_string(),
-            "status": "STAMPED",
-            "stamped_at": time::format(registered.stamped_at),
-            "document_sha256": registered.document_sha256,
-        });
-        Ok(ApiResponse::json(200, body.to_string()).with_header("vary", "Accept"))
+        let view = views::RegisteredSerialView {
+            serial: registered.serial.to_string(),
+            status: "STAMPED",
+            stamped_at: time::format(registered.stamped_at),
+            document_sha256: registered.document_sha256,
+        };
+        Ok(ApiResponse::json(200, views::to_json(&view)).with_header("vary", "Accept"))
     }
 
     /// The same answer as a page for people (a phone that scanned the QR code).
@@ -75,15 +75,15 @@ impl CheckoutService {
                     .is_some_and(|r| revisions.iter().any(|h| h.eq_ignore_ascii_case(&r.document_sha256))),
                 Err(_) => false,
             };
-            stamps.push(json!({
-                "serial": stamp.serial,
-                "signature_valid": stamp.is_valid(),
-                "registered": registered,
-                "unmodified_since_stamp": stamp.unmodified_since_stamp,
-                "signed_at": stamp.signed_at.map(time::format),
-            }));
+            stamps.push(views::FoundStampView {
+                signature_valid: stamp.is_valid(),
+                registered,
+                unmodified_since_stamp: stamp.unmodified_since_stamp,
+                signed_at: stamp.signed_at.map(time::format),
+                serial: stamp.serial,
+            });
         }
-        Ok(ApiResponse::json(200, json!({"stamps": stamps}).to_string()))
+        Ok(ApiResponse::json(200, views::to_json(&views::VerifyReport { stamps })))
     }
 }
 
