@@ -103,12 +103,11 @@ def kill_function_instance(stack_dir: Path, log, prefer: tuple[str, ...] = ("sta
             break
         instances = function_instances(stack_dir) or instances
     victim = busy[0]
-    before = {victim: cpu_ticks(victim) - used[victim]}
     try:
         os.kill(victim, signal.SIGKILL)
     except ProcessLookupError:
         return {"kind": "function_instance_killed", "ok": False, "detail": f"{victim} already gone"}
-    detail = f"{instances[victim]} pid {victim} (busy {cpu_ticks(victim) - before[victim]} ticks in 200 ms)"
+    detail = f"{instances[victim]} pid {victim} (busy {used[victim]} ticks in the 200 ms before)"
     log(f"fault: SIGKILL to function instance {detail}")
     return {"kind": "function_instance_killed", "ok": True, "detail": detail}
 
