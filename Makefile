@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all pdf-tools web browser-tools lint-template test run bench-handlers bench-web clean-local-data
+.PHONY: install install-all pdf-tools web browser-tools drill-tools lint-template test run drill bench-handlers bench-web clean-local-data
 
 install:
 	scripts/install.sh
@@ -24,6 +24,10 @@ web:
 # Debian's Chromium and Playwright for Python (pinned) for the browser tests.
 browser-tools:
 	scripts/install-browser-tools.sh
+
+# Locust (pinned) into .local/venv for the deadline drill.
+drill-tools:
+	scripts/install-drill-tools.sh
 
 # The template's gate: cfn-lint with the serverless rules (zero findings; each suppression sits in
 # template.yaml with its reason) and SAM's own validation with its linter.
@@ -49,6 +53,18 @@ bench-handlers: install
 
 run: install-all web
 	scripts/run-local.sh
+
+# The deadline drill (issue 11, drill/README.md): Locust along the deadline's shape with faults,
+# then the sweep run forward and `emeterai audit`. Against `make run`'s stack (another terminal),
+# or `make drill HOST=https://...` against a deployment (no faults, no /dev routes there).
+# DRILL_DURATION (seconds, 300) and DRILL_BASELINE (applicants at baseline, 2) set its size.
+HOST ?= http://127.0.0.1:$(or $(EMETERAI_PORT),3000)
+DRILL_DURATION ?= 300
+DRILL_BASELINE ?= 2
+drill: drill-tools
+	$(CARGO) build --workspace --bins
+	EMETERAI_MIDTRANS_URL=$${EMETERAI_MIDTRANS_URL:-http://127.0.0.1:$(or $(EMETERAI_MIDTRANS_SIM_PORT),3001)} \
+		.local/venv/bin/python drill/drill.py --host $(HOST) --duration $(DRILL_DURATION) --baseline $(DRILL_BASELINE)
 
 # Stops a `make run` whose terminal is gone (Ctrl-C does the same where it runs).
 .PHONY: stop

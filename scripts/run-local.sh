@@ -192,6 +192,8 @@ TXT
 # Until Ctrl-C, or until one of the parts dies.
 while true; do
     for part in gateway lambda seaweedfs dynamodb; do
+        # The drill (drill/faults.py) restarts a part on purpose and says so with this marker.
+        [[ -e "$state/$part.restarting" ]] && continue
         if ! kill -0 "$(cat "$state/$part.pid")" 2>/dev/null; then
             log "$part stopped unexpectedly; last lines of $state/$part.log:"
             tail -n 30 "$state/$part.log" >&2 || true
