@@ -62,6 +62,8 @@ pub enum StampError {
     Task(#[from] tokio::task::JoinError),
     #[error("the issuer's key could not sign")]
     Signer,
+    #[error("the timestamp authority gave no token")]
+    Timestamp,
 }
 
 impl From<StampError> for lambda_runtime::Diagnostic {
@@ -72,6 +74,7 @@ impl From<StampError> for lambda_runtime::Diagnostic {
             StampError::Injected(_) => "InjectedFault",
             StampError::Task(_) => "TaskError",
             StampError::Signer => "SignerError",
+            StampError::Timestamp => "TimestampError",
         };
         tracing::error!(error = ?e, "stamp run failed; the event will be redelivered");
         Self { error_type: error_type.into(), error_message: e.to_string() }
@@ -171,6 +174,7 @@ impl StampService {
             Ok(stamped) => stamped,
             // The key service's failure, not the document's: redelivery retries the run.
             Err(stamping::Rejection::SignerUnavailable) => return Err(StampError::Signer),
+            Err(stamping::Rejection::TimestampUnavailable) => return Err(StampError::Timestamp),
             Err(rejection) => return self.reject(&doc, rejection.into()).await,
         };
         self.hook.after(Step::Stamped)?;
