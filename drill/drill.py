@@ -233,7 +233,9 @@ def main() -> int:
            "DRILL_LOCAL": "1" if local else "0", "DRILL_JOURNAL": str(journal_path), "PYTHONUNBUFFERED": "1"}
     locust = [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "drill/locustfile.py"), "--headless",
               "--host", host, "--html", str(out / "report.html"), "--csv", str(out / "drill"), "--only-summary",
-              "--loglevel", "WARNING", "--stop-timeout", "120", "--exit-code-on-error", "0"]
+              "--loglevel", "WARNING", "--exit-code-on-error", "0",
+              # Journeys under way when the shape ends may finish (a short drill waits less).
+              "--stop-timeout", str(int(min(120, max(10, args.duration / 2))))]
     started = time.monotonic()
     runner = subprocess.Popen(locust, env=env, stdout=(out / "locust.out").open("w"), stderr=subprocess.STDOUT)
 
@@ -264,8 +266,9 @@ def main() -> int:
     for order in paid_uncredited[:20]:
         log(f"paid but neither credited nor refunded: {order}")
 
-    binary = Path(args.emeterai) if args.emeterai else next(
-        (p for p in (ROOT / "target/release/emeterai", ROOT / "target/debug/emeterai") if p.exists()), None)
+    profile = "release" if os.environ.get("EMETERAI_RELEASE") == "1" else "debug"
+    binary = Path(args.emeterai) if args.emeterai else ROOT / "target" / profile / "emeterai"
+    binary = binary if binary.exists() else None
     if binary is None:
         audit_result = {"ran": False, "reason": "no emeterai binary (cargo build --workspace --bins)"}
     else:

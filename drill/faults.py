@@ -90,12 +90,20 @@ def kill_function_instance(stack_dir: Path, log, prefer: tuple[str, ...] = ("sta
     instances = function_instances(stack_dir)
     if not instances:
         return {"kind": "function_instance_killed", "ok": False, "detail": "no function instance running"}
-    # The busiest instance over 200 ms is the one most likely to be in the middle of a request.
-    before = {pid: cpu_ticks(pid) for pid in instances}
-    time.sleep(0.2)
-    busy = sorted(instances, key=lambda pid: (instances[pid] not in prefer, -(cpu_ticks(pid) - before[pid]),
-                                              random.random()))
+    # An instance that used CPU in the last 200 ms is most likely in the middle of a request: look
+    # for one for up to 5 s (preferring the given functions), else take an idle one.
+    deadline = time.monotonic() + 5
+    while True:
+        before = {pid: cpu_ticks(pid) for pid in instances}
+        time.sleep(0.2)
+        used = {pid: cpu_ticks(pid) - before[pid] for pid in instances}
+        busy = sorted(instances, key=lambda pid: (used[pid] == 0, instances[pid] not in prefer, -used[pid],
+                                                  random.random()))
+        if used[busy[0]] > 0 or time.monotonic() > deadline:
+            break
+        instances = function_instances(stack_dir) or instances
     victim = busy[0]
+    before = {victim: cpu_ticks(victim) - used[victim]}
     try:
         os.kill(victim, signal.SIGKILL)
     except ProcessLookupError:
