@@ -5,7 +5,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: install install-all pdf-tools web browser-tools lint-template test run bench-handlers bench-web clean-local-data
+.PHONY: install install-all pdf-tools web browser-tools drill-tools lint-template test run drill bench-handlers bench-web clean-local-data
 
 install:
 	scripts/install.sh
@@ -25,6 +25,10 @@ web:
 browser-tools:
 	scripts/install-browser-tools.sh
 
+# Locust (pinned) into .local/venv for the deadline drill.
+drill-tools:
+	scripts/install-drill-tools.sh
+
 # The template's gate: cfn-lint with the serverless rules (zero findings; each suppression sits in
 # template.yaml with its reason) and SAM's own validation with its linter.
 lint-template:
@@ -35,9 +39,11 @@ lint-template:
 # Two runs: every test against fresh DynamoDB Local and SeaweedFS, then the end-to-end tests
 # through a throw-away local stack (the same one `make run` starts, on free ports): the HTTP ones,
 # then the web app in a real browser (tests/browser, screenshots in .local/test-output/browser).
-test: lint-template install-all pdf-tools web browser-tools
+# The local-stack phase ends with a short deadline drill (30 s of load with faults, then settle
+# and audit; reports in .local/test-output/drill).
+test: lint-template install-all pdf-tools web browser-tools drill-tools
 	scripts/with-test-services.sh $(CARGO) test --workspace
-	scripts/with-local-stack.sh bash -c '$(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored && .local/venv/bin/python -m pytest -q -p no:cacheprovider tests/browser'
+	scripts/with-local-stack.sh bash -c '$(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored && .local/venv/bin/python -m pytest -q -p no:cacheprovider tests/browser && .local/venv/bin/python drill/drill.py --duration 30 --baseline 1 --out .local/test-output/drill'
 
 # The web app's first load (bytes, time to interactive; numbers in BENCHMARKS.md).
 bench-web: install-all web browser-tools
@@ -49,6 +55,19 @@ bench-handlers: install
 
 run: install-all web
 	scripts/run-local.sh
+
+# The deadline drill (issue 11, drill/README.md): Locust along the deadline's shape with faults,
+# then the sweep run forward and `emeterai audit`. Against `make run`'s stack (another terminal),
+# or `make drill HOST=https://...` against a deployment (no faults, no /dev routes there).
+# DRILL_DURATION (seconds, 300) and DRILL_BASELINE (applicants at baseline, 2) set its size.
+# For the release build: EMETERAI_RELEASE=1 make run, then EMETERAI_RELEASE=1 make drill.
+HOST ?= http://127.0.0.1:$(or $(EMETERAI_PORT),3000)
+DRILL_DURATION ?= 300
+DRILL_BASELINE ?= 2
+drill: drill-tools
+	$(CARGO) build $(if $(filter 1,$(EMETERAI_RELEASE)),--release) --workspace --bins
+	EMETERAI_MIDTRANS_URL=$${EMETERAI_MIDTRANS_URL:-http://127.0.0.1:$(or $(EMETERAI_MIDTRANS_SIM_PORT),3001)} \
+		.local/venv/bin/python drill/drill.py --host $(HOST) --duration $(DRILL_DURATION) --baseline $(DRILL_BASELINE)
 
 # Stops a `make run` whose terminal is gone (Ctrl-C does the same where it runs).
 .PHONY: stop

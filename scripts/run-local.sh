@@ -8,6 +8,8 @@
 # EMETERAI_LAMBDA_CONCURRENCY (instances per function, 2), EMETERAI_LOCAL_JWT_SECRET,
 # EMETERAI_MIDTRANS_SERVER_KEY, and any variable the functions read (EMETERAI_UNIT_PRICE=...).
 # Port 0 means a free port. EMETERAI_STACK_DIR / EMETERAI_DATA_DIR move the run state and data.
+# EMETERAI_RELEASE=1 builds and runs the gateway and the functions in release mode (what the load
+# drill measures; the first release build takes a long while).
 #
 # With arguments, `run-local.sh CMD...` runs CMD once the stack is ready (EMETERAI_API_URL and
 # EMETERAI_MIDTRANS_URL exported), stops the stack and exits with CMD's status; see
@@ -78,9 +80,15 @@ remembered_port() {
 step "installing what is missing into .local/"
 scripts/install.sh --all
 
-step "building the functions and the gateway (cargo build --workspace --bins)"
-cargo build --workspace --bins
-gateway_bin="$target_dir/debug/emeterai-local"
+profile=debug
+profile_flag=()
+if [[ "${EMETERAI_RELEASE:-0}" == 1 ]]; then
+    profile=release
+    profile_flag=(--release)
+fi
+step "building the functions and the gateway (cargo build ${profile_flag[*]} --workspace --bins)"
+cargo build "${profile_flag[@]}" --workspace --bins
+gateway_bin="$target_dir/$profile/emeterai-local"
 [[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
 
 dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(remembered_port dynamodb)}"
@@ -125,7 +133,7 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
 
 step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
 # setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
-PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch \
+PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
     --env-file "$state/functions.env" --concurrency "$concurrency" \
     </dev/null >"$state/lambda.log" 2>&1 &
@@ -192,6 +200,8 @@ TXT
 # Until Ctrl-C, or until one of the parts dies.
 while true; do
     for part in gateway lambda seaweedfs dynamodb; do
+        # The drill (drill/faults.py) restarts a part on purpose and says so with this marker.
+        [[ -e "$state/$part.restarting" ]] && continue
         if ! kill -0 "$(cat "$state/$part.pid")" 2>/dev/null; then
             log "$part stopped unexpectedly; last lines of $state/$part.log:"
             tail -n 30 "$state/$part.log" >&2 || true

@@ -85,7 +85,8 @@ pub fn run(args: StampArgs) -> Result<Outcome, Failure> {
     let issuer = Issuer::from_env_or_local()?;
     let stamped = match prepared.sign(&issuer) {
         Ok(stamped) => stamped,
-        Err(Rejection::SignerUnavailable) => return Err(Failure(Rejection::SignerUnavailable.message())),
+        // Ours, not the document's: a failure (exit 1) to retry, never a rejection.
+        Err(failure @ (Rejection::SignerUnavailable | Rejection::TimestampUnavailable)) => return Err(Failure(failure.message())),
         Err(rejection) => return Ok(reject(rejection, json)),
     };
     write_atomically(Path::new(output), &stamped.pdf)?;

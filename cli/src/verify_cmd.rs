@@ -49,7 +49,17 @@ pub fn run(args: VerifyArgs) -> Result<Outcome, Failure> {
                 None => "",
             };
             let at = stamp.signed_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".to_owned());
-            println!("e-Meterai {} {validity} ({coverage}{issuer}) signed {at}", stamp.serial);
+            let level = stamp.level.map(|l| format!(", PAdES {}", l.as_str())).unwrap_or_default();
+            let timestamp = match &stamp.timestamp {
+                None => String::new(),
+                Some(t) => format!(
+                    "; timestamp {} by {} ({})",
+                    t.time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".to_owned()),
+                    t.authority.as_deref().unwrap_or("an unnamed authority"),
+                    if t.valid { "valid" } else if t.unsupported_algorithm { "algorithm not checked" } else { "INVALID" },
+                ),
+            };
+            println!("e-Meterai {} {validity} ({coverage}{issuer}{level}) signed {at}{timestamp}", stamp.serial);
         }
     }
     Ok(if all_valid { Outcome::Success } else { Outcome::Refused })

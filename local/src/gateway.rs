@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::apigw::{self, IncomingRequest, RouteTable};
 use crate::lambda::{InvokeError, LambdaInvoker, scheduled_event};
-use crate::midtrans_sim::{MidtransSim, PayError, PayRequest};
+use crate::midtrans_sim::{MidtransSim, Outage, PayError, PayRequest};
 use crate::s3_events::{object_created, s3_put_event};
 use crate::template::{S3Trigger, ScheduleTrigger, Template, TemplateError};
 
@@ -141,6 +141,7 @@ impl Gateway {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/dev/pay/{order_id}", post(dev_pay))
+            .route("/dev/midtrans/faults", post(dev_midtrans_faults))
             .route("/dev/sweep", post(dev_sweep))
             .route("/dev/token", get(dev_token))
             .route("/dev/routes", get(dev_routes))
@@ -359,6 +360,27 @@ async fn dev_pay(State(state): State<Arc<GatewayState>>, Path(order_id): Path<St
         Ok(outcome) => axum::Json(outcome).into_response(),
         Err(e @ PayError::UnknownOrder(_)) => problem(StatusCode::NOT_FOUND, "not_found", Some(e.to_string())),
         Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", Some(e.to_string())),
+    }
+}
+
+/// `POST /dev/midtrans/faults` `{"fail_percent": 0..=100, "delay_ms": 0..=30000}`: the simulator's
+/// API (Snap, status, refund) slow and failing until set back to zeros (the load drill's
+/// "payment gateway slow or failing"). Local only, like every /dev route.
+async fn dev_midtrans_faults(State(state): State<Arc<GatewayState>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(midtrans) = &state.midtrans else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "simulator_off", Some("the Midtrans simulator is not running".into()));
+    };
+    let body = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let outage: Outage = match optional_json(&body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    match midtrans.set_outage(outage) {
+        Ok(()) => axum::Json(outage).into_response(),
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", Some(e)),
     }
 }
 

@@ -161,6 +161,44 @@ struct SimState {
     refund_requests: Mutex<HashMap<String, u32>>,
     /// While set, every Snap transaction request is held until the test releases it.
     snap_hold: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HeldSnap>>>,
+    /// A simulated outage of the gateway's API (the drill's "payment gateway slow or failing").
+    outage: Mutex<Outage>,
+    /// API requests seen while an outage was set: picks which ones fail.
+    outage_requests: std::sync::atomic::AtomicU64,
+}
+
+/// A simulated outage of the API routes (Snap, status, refund; not the payment page, not
+/// [`MidtransSim::pay`]): each request waits `delay_ms`, then `fail_percent` of them are answered
+/// 503 as Midtrans answers when it is down. Set through [`MidtransSim::set_outage`] or the local
+/// gateway's `POST /dev/midtrans/faults`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    #[serde(default)]
+    pub fail_percent: u8,
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+impl Outage {
+    /// The longest delay accepted: longer than any caller's timeout, short enough not to pile up.
+    pub const MAX_DELAY_MS: u64 = 30_000;
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.fail_percent > 100 {
+            return Err("fail_percent must be 0 to 100".into());
+        }
+        if self.delay_ms > Self::MAX_DELAY_MS {
+            return Err(format!("delay_ms must be 0 to {}", Self::MAX_DELAY_MS));
+        }
+        Ok(())
+    }
+
+    /// Whether the `n`th request under this outage fails. 37 is coprime with 100, so each run of
+    /// 100 requests fails exactly `fail_percent` of them, spread out rather than in one burst.
+    fn fails(&self, n: u64) -> bool {
+        (n.wrapping_mul(37) % 100) < u64::from(self.fail_percent)
+    }
 }
 
 /// A Snap transaction request held by [`MidtransSim::hold_snap_requests`]: the order it is
@@ -331,6 +369,8 @@ impl MidtransSim {
             snap_hold: Mutex::new(None),
             errors_in_body: std::sync::atomic::AtomicBool::new(false),
             refund_refusals: Mutex::new(HashMap::new()),
+            outage: Mutex::new(Outage::default()),
+            outage_requests: std::sync::atomic::AtomicU64::new(0),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
@@ -355,6 +395,14 @@ impl MidtransSim {
     /// Sets the merchant's Finish Redirect URL (the payer returns there after paying).
     pub fn set_finish_redirect_url(&self, url: Option<String>) {
         *self.state.finish_redirect_url.lock().unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    /// Sets (or with `Outage::default()` ends) a simulated outage of the API routes.
+    pub fn set_outage(&self, outage: Outage) -> Result<(), String> {
+        outage.validate()?;
+        *self.state.outage.lock().unwrap_or_else(|e| e.into_inner()) = outage;
+        self.state.outage_requests.store(0, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Answers Core API errors of the refund API with HTTP 200 and the failure only in the
@@ -477,16 +525,36 @@ async fn deliver(http: &reqwest::Client, url: &str, notification: &Value) -> Del
 }
 
 fn router(state: Arc<SimState>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/snap/v1/transactions", post(create_transaction))
-        .route("/snap/v4/redirection/{token}", get(payment_page))
-        .route("/snap/v4/redirection/{token}/pay", post(pay_from_page))
         .route("/v2/{order_id}/status", get(transaction_status))
         .route("/v2/{order_id}/refund", post(refund))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), outage_layer));
+    Router::new()
+        .merge(api)
+        .route("/snap/v4/redirection/{token}", get(payment_page))
+        .route("/snap/v4/redirection/{token}/pay", post(pay_from_page))
+        // The audit's listing stays up through a simulated outage: it is not Midtrans' API.
         .route("/local/v1/orders", get(list_orders))
         .fallback(|| async { midtrans_error(StatusCode::NOT_FOUND, "The requested resource is not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The simulated outage in front of the API routes: delay, then fail some requests with 503.
+async fn outage_layer(State(state): State<Arc<SimState>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let outage = *state.outage.lock().unwrap_or_else(|e| e.into_inner());
+    if outage == Outage::default() {
+        return next.run(request).await;
+    }
+    if outage.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(outage.delay_ms)).await;
+    }
+    let n = state.outage_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if outage.fails(n) {
+        return midtrans_error(StatusCode::SERVICE_UNAVAILABLE, "Midtrans is unavailable (simulated outage)");
+    }
+    next.run(request).await
 }
 
 /// An error of the Core API: under HTTP `status`, or (when the simulator is set so) under HTTP
@@ -863,6 +931,43 @@ mod tests {
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         (url, seen)
+    }
+
+    #[tokio::test]
+    async fn an_outage_fails_its_share_of_api_requests_slowly_and_ends() {
+        let sim = MidtransSim::start(KEY, None).await.expect("start");
+        let http = reqwest::Client::new();
+        assert_eq!(create(&sim, &http, "order-out", 10000).await.status(), 201);
+        let status = |http: reqwest::Client, url: String| async move {
+            http.get(url).header("authorization", basic(KEY)).send().await.expect("status").status().as_u16()
+        };
+        let url = format!("{}/v2/order-out/status", sim.base_url());
+
+        sim.set_outage(Outage { fail_percent: 30, delay_ms: 0 }).expect("valid");
+        let mut failed = 0;
+        for _ in 0..100 {
+            match status(http.clone(), url.clone()).await {
+                503 => failed += 1,
+                200 => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(failed, 30, "exactly the share asked for, out of 100");
+
+        sim.set_outage(Outage { fail_percent: 0, delay_ms: 300 }).expect("valid");
+        let started = std::time::Instant::now();
+        assert_eq!(status(http.clone(), url.clone()).await, 200);
+        assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+
+        sim.set_outage(Outage { fail_percent: 100, delay_ms: 0 }).expect("valid");
+        assert_eq!(create(&sim, &http, "order-out-2", 10000).await.status(), 503, "Snap fails too");
+        // The payment page and the drill's own pay() are not the gateway's API: they still work.
+        assert!(sim.pay("order-out", &PayRequest::default()).await.is_ok());
+
+        sim.set_outage(Outage::default()).expect("valid");
+        assert_eq!(status(http.clone(), url.clone()).await, 200);
+        assert!(sim.set_outage(Outage { fail_percent: 101, delay_ms: 0 }).is_err());
+        assert!(sim.set_outage(Outage { fail_percent: 0, delay_ms: Outage::MAX_DELAY_MS + 1 }).is_err());
     }
 
     #[tokio::test]

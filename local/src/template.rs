@@ -595,6 +595,10 @@ mod tests {
         assert!(webhook.auth_none);
         assert_eq!(webhook.binary, "payment-webhook");
         assert!(!find("POST", "/v1/checkouts").auth_none);
+        // The machine-readable contract is public and compiled into the API function.
+        let contract = find("GET", "/v1/openapi.json");
+        assert!(contract.auth_none);
+        assert_eq!(contract.binary, "checkout");
         assert!(routes.len() >= 7);
     }
 

@@ -12,6 +12,7 @@ asks), endpoints point at a port nothing listens on: init must not call AWS. Pri
 
 import http.server
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,14 @@ def measure(binary, port, env):
     return (FirstNext.seen[0][0] - start) * 1000
 
 
+def unreachable_url():
+    """A loopback URL nothing listens on: a port the kernel gave us, closed again at once (a fixed
+    port such as 9 may be served on some machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def main():
     target = sys.argv[1]
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -67,7 +76,7 @@ def main():
         "AWS_REGION": "ap-southeast-3",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ENDPOINT_URL": unreachable_url(),
         "EMETERAI_TABLE": "bench",
         "EMETERAI_BUCKET": "bench",
         "EMETERAI_MIDTRANS_SERVER_KEY": "bench",

@@ -86,12 +86,15 @@ impl RemoteKey for KmsKey {
 }
 
 /// The stamp function's issuer: the KMS key named by `EMETERAI_ISSUER_KMS_KEY_ID` with the
-/// configured certificate when set, else the PEM issuer (`Issuer::from_env_or_local`).
+/// configured certificate (and chain) when set, else the PEM issuer (`Issuer::from_env_or_local`);
+/// either way with the timestamp authority named by `EMETERAI_TSA_URL` when set.
 pub async fn issuer_from_env(aws: &aws_config::SdkConfig) -> Result<Issuer, IssuerError> {
     let Some(key_id) = std::env::var(KMS_KEY_ENV).ok().filter(|v| !v.is_empty()) else {
         return Issuer::from_env_or_local();
     };
-    let certificate = issuer::certificate_from_env()?.ok_or(IssuerError::KeyServiceWithoutCertificate)?;
+    let mut certificates = issuer::certificates_from_env()?.ok_or(IssuerError::KeyServiceWithoutCertificate)?.into_iter();
+    let certificate = certificates.next().ok_or(IssuerError::KeyServiceWithoutCertificate)?;
     let key = KmsKey::connect(aws, &key_id).await?;
-    Issuer::with_remote_key(Arc::new(key), certificate)
+    let issuer = Issuer::with_remote_key(Arc::new(key), certificate)?.with_chain(certificates.collect())?;
+    Ok(issuer.with_timestamp_authority_from_env())
 }

@@ -45,6 +45,36 @@ def acrobat_certify_policy():
     )
 
 
+def pades_facts(embedded, status):
+    """The PAdES baseline level as ETSI EN 319 142-1 defines it, read from what pyHanko parsed and
+    validated: B-B = /SubFilter /ETSI.CAdES.detached, a signing-certificate-v2 attribute (pyHanko
+    checks it names the signer's certificate, else validation fails) and no signing-time
+    attribute; B-T = B-B plus a signature timestamp that pyHanko finds intact and valid."""
+    sub_filter = str(embedded.sig_object.get("/SubFilter", ""))
+    signed_attrs = embedded.signer_info["signed_attrs"]
+    attr_types = {attr["type"].native for attr in signed_attrs}
+    facts = {
+        "sub_filter": sub_filter,
+        "signed_attributes": sorted(attr_types),
+    }
+    level = None
+    if (sub_filter == "/ETSI.CAdES.detached" and "signing_certificate_v2" in attr_types
+            and "signing_time" not in attr_types and status.intact and status.valid):
+        level = "B-B"
+    ts = status.timestamp_validity
+    if ts is not None:
+        facts["timestamp"] = {
+            "intact": bool(ts.intact),
+            "valid": bool(ts.valid),
+            "trusted": bool(ts.trusted),
+            "time": ts.timestamp.isoformat(),
+        }
+        if level == "B-B" and ts.intact and ts.valid:
+            level = "B-T"
+    facts["pades_level"] = level
+    return facts
+
+
 def main():
     args = sys.argv[1:]
     policy = None
@@ -74,6 +104,7 @@ def main():
                 entry["modification_level"] = status.modification_level.name if status.modification_level else None
                 entry["docmdp_ok"] = status.docmdp_ok
                 entry["summary"] = status.summary()
+                entry.update(pades_facts(embedded, status))
             except Exception as error:  # noqa: BLE001
                 entry["error"] = f"{type(error).__name__}: {error}"
             result.append(entry)

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, Utc};
-use emeterai::handlers::stamp::Outcome;
+use emeterai::handlers::stamp::{Outcome, Step};
 use emeterai_local::midtrans_sim::{MidtransSim, PayRequest};
 use emeterai_tests::actions::Action;
 use emeterai_tests::{Gateway, SERVER_KEY, TestApp, fixture, notification, request, spawn_app_with};
@@ -58,6 +58,12 @@ async fn walk_every_path(app: &TestApp, sim: &MidtransSim) {
     assert_eq!(app.deliver(&key).await.expect("redelivery"), Outcome::AlreadyFinal);
     let (_, refused) = app.stamp_document("alice", b"%PDF-1.7\nnot really", json!(null)).await;
     assert!(matches!(refused, Outcome::Rejected { .. }), "{refused:?}");
+    // A stamp run that dies after reserving its serial: the sweep releases the document later.
+    app.faults.crash_once_after(Step::Reserved);
+    let created = app.create_document("alice", r#"{"file_name": "dies.pdf"}"#).await;
+    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
+    let dies = TestApp::incoming_key("alice", created.body["document_id"].as_str().expect("id"));
+    assert!(app.deliver(&dies).await.is_err(), "the run dies after reserving");
     let got = app.get("alice", &format!("/v1/documents/{document}")).await;
     assert!(got.body["download_url"].is_string(), "{:?}", got.body);
     assert_eq!(app.call(request(Method::GET, &format!("/v1/verify/{serial}"), None, None)).await.status, 200);
@@ -112,7 +118,7 @@ async fn walk_every_path(app: &TestApp, sim: &MidtransSim) {
     let paid = sim.pay(order(&unused), &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
     assert_eq!(app.notify_raw(&paid.notification.to_string()).await.status, 200);
     let report = app.sweep.run(Utc::now() + Duration::minutes(30)).await;
-    assert_eq!(report.credited, 1, "{report:?}");
+    assert_eq!((report.credited, report.documents_released), (1, 1), "{report:?}");
     let report = app.sweep.run(Utc::now() + Duration::days(30)).await;
     assert!(report.expired >= 1 && report.quota_refunds >= 1, "{report:?}");
 }

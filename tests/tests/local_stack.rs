@@ -337,23 +337,73 @@ async fn upload_triggers_the_stamp_function_through_s3_events() {
     assert_eq!((status, &report["stamps"][0]["signature_valid"]), (200, &json!(false)), "{report}");
 }
 
+/// `POST /dev/sweep` at `now` (whole seconds); checks the function reports that very time.
+async fn sweep_at(client: &reqwest::Client, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let sent = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, _, body) =
+        json_of(client.post(format!("{}/dev/sweep", api())).json(&json!({"now": sent})).send().await.expect("sweep")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["runs"][0]["function"], "refund", "{body}");
+    let reported = body["runs"][0]["result"]["now"].as_str().map(chrono::DateTime::parse_from_rfc3339);
+    let sent = chrono::DateTime::parse_from_rfc3339(&sent).expect("time");
+    assert_eq!(reported, Some(Ok(sent)), "the function's report names the event's time: {body}");
+    body
+}
+
+async fn invoice_status(client: &reqwest::Client, token: &str, invoice_id: &str) -> String {
+    let (status, _, invoice) = json_of(
+        client.get(format!("{}/v1/invoices/{invoice_id}", api())).bearer_auth(token).send().await.expect("invoice"),
+    )
+    .await;
+    assert_eq!(status, 200, "{invoice}");
+    invoice["status"].as_str().expect("status").to_owned()
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack (make test runs it)"]
 async fn dev_sweep_runs_the_scheduled_function_with_the_given_time() {
     let client = http();
-    // A time long past: nothing is due, so other tests' invoices are untouched.
-    let (status, _, body) = json_of(
+    let token = token(&unique_name("sweep"));
+    // A payment the gateway took whose notification never came: the sweep reconciles it once
+    // the invoice is EMETERAI_RECONCILE_AFTER_MINUTES (10 by default) old, judged by the time in
+    // its event. Other tests' invoices are younger than that at the early time, and reconciling
+    // them later only confirms what the gateway says.
+    let (status, _, invoice) = json_of(
         client
-            .post(format!("{}/dev/sweep", api()))
-            .json(&json!({"now": "2020-01-01T00:00:00Z"}))
+            .post(format!("{}/v1/checkouts", api()))
+            .bearer_auth(&token)
+            .header("idempotency-key", unique_name("buy"))
+            .json(&json!({"quantity": 2}))
             .send()
             .await
-            .expect("sweep"),
+            .expect("checkout"),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["time"], "2020-01-01T00:00:00+00:00");
-    assert_eq!(body["runs"][0]["function"], "refund", "{body}");
+    assert_eq!(status, 201, "{invoice}");
+    let invoice_id = invoice["invoice_id"].as_str().expect("invoice_id");
+    let order_id = invoice["order_id"].as_str().expect("order_id");
+    let created_at: chrono::DateTime<chrono::Utc> =
+        invoice["created_at"].as_str().expect("created_at").parse().expect("RFC 3339 created_at");
+    let (status, _, paid) = json_of(
+        client.post(format!("{}/dev/pay/{order_id}", api())).json(&json!({"deliveries": 0})).send().await.expect("pay"),
+    )
+    .await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(invoice_status(&client, &token, invoice_id).await, "PENDING", "the notification was lost");
+
+    // One minute after checkout: not due yet, whatever the wall clock says.
+    let early = created_at + chrono::Duration::minutes(1);
+    let body = sweep_at(&client, early).await;
+    assert_eq!(invoice_status(&client, &token, invoice_id).await, "PENDING", "swept before it was due: {body}");
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(0), Some(2)), "{q}");
+
+    // Eleven minutes after checkout (minutes ahead of the wall clock): due, so reconciled.
+    let later = created_at + chrono::Duration::minutes(11);
+    let body = sweep_at(&client, later).await;
+    assert_eq!(invoice_status(&client, &token, invoice_id).await, "PAID", "not reconciled at the event's time: {body}");
+    let q = quota(&client, &token).await;
+    assert_eq!((q["available"].as_u64(), q["pending"].as_u64()), (Some(2), Some(0)), "{q}");
 
     let (status, ct, body) = json_of(
         client.post(format!("{}/dev/sweep", api())).json(&json!({"now": "yesterday"})).send().await.expect("bad"),

@@ -30,7 +30,7 @@ async fn invoice(app: &TestApp, inv: &Value) -> Value {
 /// The sweep of `app` with a payment gateway that cannot be reached.
 fn sweep_without_gateway(app: &TestApp) -> SweepService {
     let mut dead = app.sweep.config.clone();
-    dead.midtrans.api_base_url = "http://127.0.0.1:9".into();
+    dead.midtrans.api_base_url = emeterai_tests::unreachable_url();
     SweepService { ledger: app.ledger.clone(), gateway: MidtransClient::new(&dead.midtrans).expect("client"), config: dead }
 }
 

@@ -27,8 +27,8 @@ async fn status_of(app: &TestApp, caller: &str, inv: &Value) -> String {
 /// The webhook of `app`, but with a payment gateway that cannot be reached.
 fn webhook_without_gateway(app: &TestApp) -> PaymentWebhookService {
     let mut dead = app.sweep.config.midtrans.clone();
-    dead.api_base_url = "http://127.0.0.1:9".into();
-    dead.snap_base_url = "http://127.0.0.1:9".into();
+    dead.api_base_url = emeterai_tests::unreachable_url();
+    dead.snap_base_url = emeterai_tests::unreachable_url();
     PaymentWebhookService { gateway: MidtransClient::new(&dead).expect("client"), ..app.webhook.clone() }
 }
 

@@ -83,3 +83,47 @@ async fn a_refund_failing_for_now_backs_off_with_an_attempt_count() {
     let refunds = sim.transaction(order(&inv)).expect("tx").refunds;
     assert_eq!((refunds.len(), refunds[0].refund_amount), (1, 20000));
 }
+
+/// Issue 8, item 4, head of line: the sweep reads each due shard earliest first, a batch of
+/// `BATCH_PER_SHARD` per run. More refunds than a batch, all in one shard and all failing, must
+/// not hold up a newer refund there: a failure moves later by its backoff, so the next run
+/// reaches the newer one.
+#[tokio::test]
+async fn more_failing_refunds_than_a_batch_in_one_shard_never_block_a_newer_one() {
+    use emeterai::domain::ids::InvoiceId;
+    use emeterai::handlers::sweep::BATCH_PER_SHARD;
+    use emeterai::ledger::keys::shard_of;
+
+    let (app, sim) = app_with_sim().await;
+    // Invoices until one shard holds a full batch of failing ones, one more, and the good one.
+    let needed = usize::try_from(BATCH_PER_SHARD).expect("batch") + 2;
+    let mut by_shard: std::collections::HashMap<u8, Vec<Value>> = std::collections::HashMap::new();
+    let mut invoices = loop {
+        let inv = app.buy("alice", 1).await;
+        let shard = shard_of(InvoiceId::parse(inv["invoice_id"].as_str().expect("id")).expect("id").ulid());
+        let same_shard = by_shard.entry(shard).or_default();
+        same_shard.push(inv);
+        if same_shard.len() == needed {
+            break std::mem::take(same_shard);
+        }
+    };
+    let good = invoices.pop().expect("good");
+    for inv in &invoices {
+        let paid = sim.pay(order(inv), &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
+        assert_eq!(app.notify_raw(&paid.notification.to_string()).await.status, 200);
+        sim.refuse_refunds(order(inv), Some(503));
+        let path = format!("/v1/invoices/{}/refund", inv["invoice_id"].as_str().expect("id"));
+        assert_eq!(app.call(request(Method::POST, &path, Some("alice"), None)).await.status, 202);
+    }
+    let first = app.sweep.run(Utc::now()).await;
+    assert_eq!(first.refunds_failed, u32::try_from(BATCH_PER_SHARD).expect("batch"), "a full batch failed: {first:?}");
+
+    // The good refund is asked for after that run: every failing one is due before it.
+    let paid = sim.pay(order(&good), &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
+    assert_eq!(app.notify_raw(&paid.notification.to_string()).await.status, 200);
+    let path = format!("/v1/invoices/{}/refund", good["invoice_id"].as_str().expect("id"));
+    assert_eq!(app.call(request(Method::POST, &path, Some("alice"), None)).await.status, 202);
+    let next = app.sweep.run(Utc::now() + Duration::minutes(2)).await;
+    assert_eq!(next.refunds_completed, 1, "{next:?}");
+    assert_eq!(refund_of(&app, &good).await["status"], "COMPLETED");
+}

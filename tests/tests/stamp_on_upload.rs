@@ -1,8 +1,11 @@
 //! Stamp on upload against DynamoDB Local and SeaweedFS: a unit is consumed exactly once per
 //! stamped document, whatever is delivered twice, crashes or races; refused documents cost nothing.
 
-use emeterai::domain::ids::{AccountId, InvoiceId};
-use emeterai::handlers::stamp::{Outcome, Step};
+use emeterai::domain::document::{Document, StampReservation};
+use emeterai::domain::ids::{AccountId, DocumentId, InvoiceId};
+use emeterai::handlers::stamp::{InjectedFault, Outcome, StampError, Step};
+use emeterai::stamping::{self, StampRequest};
+use emeterai::storage::StorageError;
 use emeterai_tests::{TestApp, fixture, request, spawn_app};
 use futures::future::join_all;
 use http::Method;
@@ -111,6 +114,27 @@ async fn duplicate_and_concurrent_deliveries_consume_one_unit() {
     assert_ne!(a["serial"], b["serial"], "every document its own serial");
 }
 
+/// The bytes a stamp run with `reservation` must produce for `pdf`: stamped here, offline, with
+/// the same issuer key, placement, serial and signing time (the oracle for "byte-identical").
+fn expected_output(app: &TestApp, pdf: &[u8], doc: &Document, reservation: &StampReservation) -> Vec<u8> {
+    let placement = doc.placement.expect("the test gives a placement");
+    let url = format!("{}/v1/verify/{}", app.stamp.verify_base_url.trim_end_matches('/'), reservation.serial);
+    let req = StampRequest { serial: &reservation.serial, placement: &placement, signed_at: reservation.signed_at, verify_url: &url };
+    stamping::stamp(pdf, &req, &app.stamp.issuer).expect("the fixture stamps").pdf
+}
+
+/// `got` and `want` are the same bytes (told apart by length and SHA-256, not printed whole).
+fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    let digest = |b: &[u8]| hex::encode(Sha256::digest(b));
+    assert!(got == want, "{what}: {} bytes, sha256 {}; expected {} bytes, sha256 {}", got.len(), digest(got), want.len(), digest(want));
+}
+
+/// `GET /v1/verify/{serial}`: the status and body.
+async fn verify_serial(app: &TestApp, serial: &str) -> (u16, Value) {
+    let r = app.call(request(Method::GET, &format!("/v1/verify/{serial}"), None, None)).await;
+    (r.status, r.body)
+}
+
 #[tokio::test]
 async fn a_crash_between_any_two_steps_ends_in_exactly_one_stamp_with_identical_bytes() {
     for step in [Step::Reserved, Step::Stamped, Step::Uploaded, Step::Consumed] {
@@ -120,32 +144,64 @@ async fn a_crash_between_any_two_steps_ends_in_exactly_one_stamp_with_identical_
         assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
         let id = created.body["document_id"].as_str().expect("id").to_owned();
         let key = TestApp::incoming_key("alice", &id);
+        let output_key = format!("stamped/alice/{id}.pdf");
 
         app.faults.crash_once_after(step);
-        assert!(app.deliver(&key).await.is_err(), "{step:?}: the run must fail");
+        // Exactly the injected crash: a storage or ledger error must not pass for it.
+        let crashed = app.deliver(&key).await;
+        assert!(matches!(crashed, Err(StampError::Injected(InjectedFault(at))) if at == step), "{step:?}: {crashed:?}");
+
+        // Every step comes after the reservation: the serial and signing time are fixed now,
+        // and with them the only bytes any run may write.
+        let stored = app.ledger.document(&DocumentId::parse(&id).expect("id")).await.expect("read").expect("document");
+        let reservation = stored.reservation.clone().expect("reserved before the crash");
+        let expected = expected_output(&app, &fixture(DOC), &stored, &reservation);
+        let serial = reservation.serial.to_string();
         let after_crash = document(&app, "alice", &id).await;
-        let output_key = format!("stamped/alice/{id}.pdf");
-        let output_after_crash = app.store.read_limited(&output_key, 1_000_000).await.ok();
+        let output_after_crash = app.store.read_limited(&output_key, 1_000_000).await;
+        match step {
+            Step::Reserved | Step::Stamped => {
+                assert_eq!(after_crash["status"], "PROCESSING", "{step:?}");
+                assert!(matches!(output_after_crash, Err(StorageError::Missing)), "{step:?}: nothing written yet: {output_after_crash:?}");
+            }
+            Step::Uploaded => {
+                assert_eq!(after_crash["status"], "PROCESSING", "{step:?}");
+                assert_same_bytes(&output_after_crash.expect("written before the crash"), &expected, &format!("{step:?}: the written bytes"));
+            }
+            Step::Consumed => {
+                assert_eq!(after_crash["status"], "STAMPED", "{step:?}");
+                assert_same_bytes(&output_after_crash.expect("written before the crash"), &expected, &format!("{step:?}: the written bytes"));
+            }
+        }
         if step == Step::Consumed {
-            assert_eq!(after_crash["status"], "STAMPED");
+            assert_eq!(after_crash["serial"], serial.as_str(), "{step:?}");
+            assert_eq!(consumed_units(&app, "alice").await, 1, "{step:?}");
         } else {
-            assert_eq!(after_crash["status"], "PROCESSING", "{step:?}");
-            assert!(after_crash["download_url"].is_null(), "{step:?}: nothing downloadable before payment");
+            assert!(after_crash["download_url"].is_null() && after_crash["serial"].is_null(), "{step:?}: nothing shown before payment: {after_crash}");
             assert_eq!(consumed_units(&app, "alice").await, 0, "{step:?}: nothing consumed before the stamp is stored");
+            let (status, body) = verify_serial(&app, &serial).await;
+            assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{step:?}: a reserved serial is not registered: {body}");
         }
 
-        // The event is delivered again (Lambda's retry).
+        // The event is delivered again (Lambda's retry): one outcome per step.
         let outcome = app.deliver(&key).await.expect("redelivery succeeds");
-        assert!(matches!(outcome, Outcome::Stamped { .. } | Outcome::AlreadyFinal), "{step:?}: {outcome:?}");
+        let want = if step == Step::Consumed {
+            Outcome::AlreadyFinal
+        } else {
+            Outcome::Stamped { serial: reservation.serial.clone() }
+        };
+        assert_eq!(outcome, want, "{step:?}");
         let done = document(&app, "alice", &id).await;
         assert_eq!(done["status"], "STAMPED", "{step:?}");
+        assert_eq!(done["serial"], serial.as_str(), "{step:?}: the reserved serial is the one issued");
         assert_eq!(consumed_units(&app, "alice").await, 1, "{step:?}");
         assert_eq!(app.quota("alice").await, (0, 0), "{step:?}");
         let pdf = download(&done).await;
-        if let Some(earlier) = output_after_crash {
-            assert_eq!(earlier, pdf, "{step:?}: a retried stamp writes byte-identical output");
-        }
+        assert_same_bytes(&pdf, &expected, &format!("{step:?}: a retried stamp writes byte-identical output"));
         assert_eq!(hex::encode(Sha256::digest(&pdf)), done["sha256"].as_str().expect("sha"));
+        let (status, registered) = verify_serial(&app, &serial).await;
+        assert_eq!(status, 200, "{step:?}: the reserved serial is registered now: {registered}");
+        assert_eq!(registered["document_sha256"], done["sha256"], "{step:?}");
     }
 }
 

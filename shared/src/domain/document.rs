@@ -37,7 +37,7 @@ impl DocumentStatus {
     }
 }
 
-/// Why a document was refused: a stamping-engine code, or `no_quota`.
+/// Why a document was refused: a stamping-engine code, or one of [`DocumentRejection::LEDGER_CODES`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentRejection {
     pub code: String,
@@ -45,8 +45,22 @@ pub struct DocumentRejection {
 }
 
 impl DocumentRejection {
+    /// Rejection codes given by the ledger and the sweep rather than the stamping engine
+    /// (whose codes are [`crate::stamping::Rejection::code`]).
+    pub const LEDGER_CODES: &'static [&'static str] = &["no_quota", "retry"];
+
     pub fn no_quota() -> Self {
         Self { code: "no_quota".into(), message: "no usable e-Meterai quota: buy quota, then upload again".into() }
+    }
+
+    /// The stamp run never finished (its event went to the dead-letter queue, or the function
+    /// died after reserving a serial) and the sweep released the document. Nothing was charged
+    /// and the serial was never issued: the client creates a new document and uploads again.
+    pub fn retry() -> Self {
+        Self {
+            code: "retry".into(),
+            message: "stamping did not finish; nothing was charged: create a new document and upload the file again".into(),
+        }
     }
 }
 

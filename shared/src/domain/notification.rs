@@ -1,20 +1,36 @@
 //! Midtrans HTTP notifications: what one says, and what it means for us.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// What Midtrans reports about a transaction, in a notification or from the status API. Only
-/// the fields we read; Midtrans sends many more, which are ignored.
-#[derive(Debug, Clone, Deserialize)]
+/// the fields we read; Midtrans sends many more (`transaction_time`, `status_message`,
+/// `merchant_id`, `currency`, ...), which are ignored.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct TransactionReport {
+    /// The order id of the invoice (`EMT-...`). Signed.
+    #[schema(example = "EMT-01JDZ8Q7N3X5V2K4M6P8R0T2W4")]
     pub order_id: String,
+    /// Midtrans' outcome code: `200` settled or captured, `201` pending, `202` denied or
+    /// expired, ... Signed.
+    #[schema(example = "200")]
     pub status_code: String,
+    /// The amount in rupiah with two decimals, exactly as Midtrans sent it. Signed.
+    #[schema(example = "30000.00")]
     pub gross_amount: String,
+    /// `settlement`, `capture`, `pending`, `deny`, `cancel`, `expire`, `failure`, `refund`, ...
+    /// Not signed: a settlement is believed only with `status_code` 200.
+    #[schema(example = "settlement")]
     pub transaction_status: String,
     #[serde(default)]
+    #[schema(example = "9aed5972-5b6a-401e-894b-a32c91ed1a3a")]
     pub transaction_id: Option<String>,
+    /// For card captures: `accept`, `challenge` or `deny`.
     #[serde(default)]
+    #[schema(example = "accept")]
     pub fraud_status: Option<String>,
     #[serde(default)]
+    #[schema(example = "bank_transfer")]
     pub payment_type: Option<String>,
 }
 
@@ -35,11 +51,14 @@ impl TransactionReport {
     }
 }
 
-/// An HTTP notification: the report, signed.
-#[derive(Debug, Clone, Deserialize)]
+/// A Midtrans HTTP notification: the report, signed.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = MidtransNotification)]
 pub struct Notification {
     #[serde(flatten)]
     pub report: TransactionReport,
+    /// hex(SHA-512(order_id + status_code + gross_amount + server key)).
+    #[schema(pattern = "^[0-9a-f]{128}$", example = "2496c78cac93a70ca08014bdaaff08eb7119ef79ef69c4833d4399cada077147febc1a231992eb8665a7e26d89b1dc323c13f721d21c7485f70bff06cca6eed3")]
     pub signature_key: String,
 }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use http::Method;
-use serde_json::json;
 
 use super::{json_body, views};
 use crate::config::Config;
@@ -63,7 +62,8 @@ impl CheckoutService {
     async fn route(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let segments = req.segments();
         match (&req.method, segments.as_slice()) {
-            (&Method::GET, ["healthz"]) => Ok(ApiResponse::json(200, json!({"status": "ok"}).to_string())),
+            (&Method::GET, ["healthz"]) => Ok(ApiResponse::json(200, views::to_json(&views::StatusOk::OK))),
+            (&Method::GET, ["v1", "openapi.json"]) => Ok(ApiResponse::json(200, super::openapi::document_json().to_owned())),
             (&Method::POST, ["v1", "checkouts"]) => self.checkout(req).await,
             (&Method::GET, ["v1", "invoices"]) => self.list_invoices(req).await,
             (&Method::GET, ["v1", "invoices", id]) => self.get_invoice(req, id).await,
@@ -74,7 +74,7 @@ impl CheckoutService {
             (&Method::GET, ["v1", "documents", id]) => self.get_document(req, id).await,
             (&Method::GET, ["v1", "verify", serial]) => self.verify_serial(req, serial).await,
             (&Method::POST, ["v1", "verify"]) => self.verify_file(req).await,
-            (_, ["healthz"] | ["v1", "checkouts" | "invoices" | "quota" | "documents" | "verify"])
+            (_, ["healthz"] | ["v1", "checkouts" | "invoices" | "quota" | "documents" | "verify" | "openapi.json"])
             | (_, ["v1", "invoices" | "documents" | "verify", _])
             | (_, ["v1", "invoices", _, "payment" | "refund"]) => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NotFound("no such route")),
@@ -136,7 +136,7 @@ impl CheckoutService {
             };
             invoice.payment = new_link.clone();
         }
-        let response = StoredResponse { status: 201, body: views::invoice(&invoice).to_string() };
+        let response = StoredResponse { status: 201, body: views::to_json(&views::invoice(&invoice)) };
         match self.ledger.finish_checkout(&claim, &invoice.id, new_link.as_ref(), &response).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(invoice_id = %invoice.id, "idempotency claim expired before completion"),
@@ -149,7 +149,7 @@ impl CheckoutService {
 
     async fn get_invoice(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
         let invoice = self.owned_invoice(req, id).await?;
-        Ok(ApiResponse::json(200, views::invoice(&invoice).to_string()))
+        Ok(ApiResponse::json(200, views::to_json(&views::invoice(&invoice))))
     }
 
     async fn list_invoices(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -168,11 +168,8 @@ impl CheckoutService {
             .invoices_of(&account, cursor, limit)
             .await?
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let body = json!({
-            "invoices": invoices.iter().map(views::invoice).collect::<Vec<_>>(),
-            "next_cursor": next,
-        });
-        Ok(ApiResponse::json(200, body.to_string()))
+        let page = views::InvoicePage { invoices: invoices.iter().map(views::invoice).collect(), next_cursor: next };
+        Ok(ApiResponse::json(200, views::to_json(&page)))
     }
 
     async fn retry_payment(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
@@ -195,7 +192,7 @@ impl CheckoutService {
             }
             invoice.payment = Some(link);
         }
-        Ok(ApiResponse::json(200, views::invoice(&invoice).to_string()))
+        Ok(ApiResponse::json(200, views::to_json(&views::invoice(&invoice))))
     }
 
     async fn quota(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -203,8 +200,11 @@ impl CheckoutService {
         // Usable units only: those of PAID invoices still valid (units whose validity ended wait
         // for the sweep's refund and cannot be used).
         let balance = self.ledger.usable_balance(&account, self.clock.now()).await?;
-        let body = json!({"available": balance.available.max(0), "pending": balance.pending.max(0)});
-        Ok(ApiResponse::json(200, body.to_string()))
+        let quota = views::QuotaView {
+            available: u64::try_from(balance.available).unwrap_or(0),
+            pending: u64::try_from(balance.pending).unwrap_or(0),
+        };
+        Ok(ApiResponse::json(200, views::to_json(&quota)))
     }
 
     /// The caller's invoice; another account's invoice is reported as absent, never as forbidden.

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::checkout::{CheckoutService, caller};
-use super::json_body;
+use super::{json_body, views};
 use crate::domain::document::{Document, DocumentStatus, FileName, keys};
 use crate::domain::ids::{DocumentId, Ulid};
 use crate::domain::placement::{InvalidPlacement, Placement};
@@ -45,15 +45,13 @@ impl CheckoutService {
         };
         self.ledger.create_document(&doc).await?;
         let upload = self.documents.presign_upload(&keys::incoming(&account, &id), URL_VALIDITY).await?;
-        let headers: serde_json::Map<String, Value> =
-            upload.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-        let mut view = document_view(&doc, None);
-        if let Some(o) = view.as_object_mut() {
-            o.insert("max_bytes".into(), json!(MAX_PDF_BYTES));
-            o.insert("upload".into(), json!({"method": upload.method, "url": upload.url, "headers": headers}));
-            o.insert("expires_at".into(), json!(time::format(doc.upload_expires_at)));
-        }
-        Ok(ApiResponse::json(201, view.to_string()))
+        let created = views::CreatedDocument {
+            document: views::document(&doc, None),
+            max_bytes: MAX_PDF_BYTES,
+            upload: views::UploadView { method: upload.method, url: upload.url, headers: upload.headers.into_iter().collect() },
+            expires_at: time::format(doc.upload_expires_at),
+        };
+        Ok(ApiResponse::json(201, views::to_json(&created)))
     }
 
     pub(crate) async fn get_document(&self, req: &ApiRequest, id: &str) -> Result<ApiResponse, ApiError> {
@@ -69,7 +67,7 @@ impl CheckoutService {
             }
             _ => None,
         };
-        Ok(ApiResponse::json(200, document_view(&doc, download_url).to_string()))
+        Ok(ApiResponse::json(200, views::to_json(&views::document(&doc, download_url))))
     }
 }
 
@@ -93,21 +91,5 @@ fn parse_placement(value: &Value) -> Result<Placement, ApiError> {
     Placement::parse(page, number("x_mm")?, number("y_mm")?).map_err(|e| match e {
         InvalidPlacement::PageZero => ApiError::Unprocessable { code: "page_out_of_range", detail: e.to_string() },
         InvalidPlacement::BadCoordinate => ApiError::Unprocessable { code: "placement_out_of_bounds", detail: e.to_string() },
-    })
-}
-
-fn document_view(doc: &Document, download_url: Option<String>) -> Value {
-    json!({
-        "document_id": doc.id.to_string(),
-        "status": doc.status.as_str(),
-        "file_name": doc.file_name.as_str(),
-        "placement": doc.placement.map(|p| json!({"page": p.page(), "x_mm": p.x_mm(), "y_mm": p.y_mm()})),
-        "created_at": time::format(doc.created_at),
-        "serial": doc.stamp.as_ref().map(|s| s.serial.to_string()),
-        "rejection": doc.rejection.as_ref().map(|r| json!({"code": r.code, "message": r.message})),
-        "download_url": download_url,
-        "sha256": doc.stamp.as_ref().map(|s| s.sha256.clone()),
-        "stamped_at": doc.stamp.as_ref().map(|s| time::format(s.stamped_at)),
-        "invoice_id": doc.stamp.as_ref().map(|s| s.invoice_id.to_string()),
     })
 }

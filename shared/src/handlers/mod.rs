@@ -10,7 +10,8 @@ pub mod stamp;
 pub mod sweep;
 pub mod verification;
 pub mod verification_page;
-mod views;
+pub mod openapi;
+pub mod views;
 
 use crate::http::{ApiError, ApiRequest};
 

@@ -1,7 +1,6 @@
 //! The payment-webhook function: Midtrans HTTP notifications, credited exactly once.
 
 use http::Method;
-use serde_json::json;
 
 use super::json_body;
 use crate::config::{PaymentPolicy, Secret};
@@ -113,5 +112,5 @@ impl PaymentWebhookService {
 }
 
 fn ok() -> ApiResponse {
-    ApiResponse::json(200, json!({"status": "ok"}).to_string())
+    ApiResponse::json(200, super::views::to_json(&super::views::StatusOk::OK))
 }

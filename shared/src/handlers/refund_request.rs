@@ -50,11 +50,11 @@ impl CheckoutService {
         }
         let outcome = match &invoice.refund {
             Some(summary) if taken_over && summary.refund_id == refund_id_of(&invoice.id) => {
-                Ok(StoredResponse { status: 202, body: views::refund(&invoice, summary).to_string() })
+                Ok(StoredResponse { status: 202, body: views::to_json(&views::refund(&invoice, summary)) })
             }
             _ => match self.ledger.request_refund(&invoice, RefundReason::Requested, now).await {
                 Ok(RefundRequested::Created(summary)) => {
-                    Ok(StoredResponse { status: 202, body: views::refund(&invoice, &summary).to_string() })
+                    Ok(StoredResponse { status: 202, body: views::to_json(&views::refund(&invoice, &summary)) })
                 }
                 Ok(RefundRequested::NothingToRefund) => Err(ApiError::NothingToRefund),
                 Err(e) => Err(ApiError::from(e)),

@@ -4,7 +4,8 @@
 //! Order of steps, and why it is crash-safe at every point:
 //! 1. reserve serial and signing time on the document (so every retry produces identical bytes);
 //! 2. stamp (CPU, on the blocking pool);
-//! 3. write `stamped/...` (same bytes on a retry; not downloadable until step 4);
+//! 3. write `stamped/...` once (conditional put; a retry finds its own identical bytes there, a
+//!    run with other bytes cannot overwrite them; not downloadable until step 4);
 //! 4. one transaction: consume a unit, mark STAMPED, register the serial.
 //!
 //! A crash before 4 leaves nothing consumed and nothing downloadable; redelivery redoes 1-4 with
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use lambda_runtime::LambdaEvent;
 
-use crate::domain::document::{Document, DocumentRejection, StampRecord, StampReservation, keys};
+use crate::domain::document::{Document, DocumentRejection, DocumentStatus, StampRecord, StampReservation, keys};
 use crate::domain::serial::Serial;
 use crate::domain::time::{Clock, Timestamp};
 use crate::ledger::documents::{Consumed, Reserved, UsableInvoice};
@@ -61,6 +62,8 @@ pub enum StampError {
     Task(#[from] tokio::task::JoinError),
     #[error("the issuer's key could not sign")]
     Signer,
+    #[error("the timestamp authority gave no token")]
+    Timestamp,
 }
 
 impl From<StampError> for lambda_runtime::Diagnostic {
@@ -71,6 +74,7 @@ impl From<StampError> for lambda_runtime::Diagnostic {
             StampError::Injected(_) => "InjectedFault",
             StampError::Task(_) => "TaskError",
             StampError::Signer => "SignerError",
+            StampError::Timestamp => "TimestampError",
         };
         tracing::error!(error = ?e, "stamp run failed; the event will be redelivered");
         Self { error_type: error_type.into(), error_message: e.to_string() }
@@ -170,17 +174,36 @@ impl StampService {
             Ok(stamped) => stamped,
             // The key service's failure, not the document's: redelivery retries the run.
             Err(stamping::Rejection::SignerUnavailable) => return Err(StampError::Signer),
+            Err(stamping::Rejection::TimestampUnavailable) => return Err(StampError::Timestamp),
             Err(rejection) => return self.reject(&doc, rejection.into()).await,
         };
         self.hook.after(Step::Stamped)?;
 
         let output_key = keys::stamped(&account, &doc.id);
         let sha256 = stamped.sha256_hex();
-        store.write_pdf(&output_key, stamped.pdf).await?;
+        match store.write_pdf_once(&output_key, stamped.pdf).await {
+            Ok(()) => {}
+            // Other bytes are already there: never overwritten, never paid for by this run. The
+            // document stays PROCESSING (the run that wrote them consumes, or the sweep releases).
+            Err(StorageError::Conflict) => {
+                tracing::error!(%document_id, "stamped output already holds other bytes; this run stops");
+                return Ok(Outcome::Ignored);
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.hook.after(Step::Uploaded)?;
 
         let outcome = self.consume(&doc, &reservation, sha256, candidates).await?;
-        if matches!(outcome, Outcome::Rejected { .. }) {
+        let unpaid = match &outcome {
+            Outcome::Rejected { .. } => true,
+            // Ended while this run worked: by a duplicate delivery that stamped the same bytes
+            // (keep them), or by the sweep releasing the document as stale (nobody paid).
+            Outcome::AlreadyFinal => {
+                self.ledger.document(&doc.id).await?.is_some_and(|d| d.status == DocumentStatus::Rejected)
+            }
+            _ => false,
+        };
+        if unpaid {
             // Paid for by nobody: it must not linger (it is not downloadable through the API).
             if let Err(e) = store.delete(&output_key).await {
                 tracing::warn!(%document_id, error = %e, "could not delete unpaid stamped output");

@@ -1,5 +1,6 @@
 //! The scheduled sweep (EventBridge, every 5 minutes): reconciles PENDING invoices with the
-//! gateway, expires unpaid ones, refunds the unused units of expired quota, and submits refunds.
+//! gateway, expires unpaid ones, refunds the unused units of expired quota, submits refunds, and
+//! releases documents whose stamp run never ended.
 //!
 //! "Now" is the event's `time`, never the wall clock. Work comes from the sparse `due` index, a
 //! bounded batch per shard, never a scan. Every change is conditional, so two sweeps at once, or
@@ -11,11 +12,14 @@ use serde::Serialize;
 
 use super::payments::{ApplyError, apply_outcome};
 use crate::config::Config;
+use crate::domain::document::{DocumentRejection, DocumentStatus};
+use crate::domain::ids::DocumentId;
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use crate::domain::notification::PaymentOutcome;
 use crate::domain::refund::{RefundReason, RefundStatus};
 use crate::domain::time::Timestamp;
 use crate::ledger::invoices::PaymentEvent;
+use crate::ledger::documents::STALE_PROCESSING_MINUTES;
 use crate::ledger::keys::DueKind;
 use crate::ledger::refunds::RefundRequested;
 use crate::ledger::{Ledger, LedgerError};
@@ -65,6 +69,8 @@ pub struct SweepReport {
     pub late_credited: u32,
     /// Late payments refunded instead (`EMETERAI_REFUND_LATE_PAYMENTS`).
     pub late_refunds: u32,
+    /// Documents whose stamp run never ended, released to REJECTED `retry` (nothing charged).
+    pub documents_released: u32,
     pub errors: u32,
 }
 
@@ -88,6 +94,7 @@ impl SweepService {
         self.recheck(now, &mut report).await;
         self.expire_quota(now, &mut report).await;
         self.submit_refunds(now, &mut report).await;
+        self.release_stale_documents(now, &mut report).await;
         report
     }
 
@@ -249,6 +256,43 @@ impl SweepService {
     async fn reschedule_pending(&self, invoice: &Invoice, now: Timestamp) -> Result<(), LedgerError> {
         let next = (now + self.config.reconcile_after).min(invoice.expires_at);
         self.ledger.reschedule(&invoice.id, DueKind::Reconcile, InvoiceStatus::Pending, next.max(now)).await.map(|_| ())
+    }
+
+    /// Documents PROCESSING long after their serial was reserved: the event went to the
+    /// dead-letter queue, or the function died. Nothing was consumed (a unit leaves the quota only
+    /// in the transaction that marks the document STAMPED), so releasing one returns nothing but
+    /// its serial, never issued; the client is told `retry`. A stamp run still alive loses the
+    /// race cleanly: the release and the consumption are both conditional on PROCESSING.
+    async fn release_stale_documents(&self, now: Timestamp, report: &mut SweepReport) {
+        let ids = match self.ledger.stale_documents(now, BATCH_PER_SHARD).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot read stale documents");
+                report.errors += 1;
+                return;
+            }
+        };
+        for id in ids {
+            if let Err(e) = self.release_stale_document(&id, now, report).await {
+                tracing::error!(error = ?e, document_id = %id, "releasing a stale document failed; retried next run");
+                report.errors += 1;
+            }
+        }
+    }
+
+    async fn release_stale_document(&self, id: &DocumentId, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
+        let Some(doc) = self.ledger.document(id).await? else { return Ok(()) };
+        // Final already (the index lags the write that ended it), or not stale by the item
+        // itself: nothing to do.
+        let stale = doc.reservation.as_ref().is_some_and(|r| r.signed_at + chrono::Duration::minutes(STALE_PROCESSING_MINUTES) <= now);
+        if doc.status != DocumentStatus::Processing || !stale {
+            return Ok(());
+        }
+        if self.ledger.reject_document(&doc, &DocumentRejection::retry()).await? {
+            tracing::warn!(document_id = %id, "stamp run never ended; document released (retry)");
+            report.documents_released += 1;
+        }
+        Ok(())
     }
 
     /// PAID invoices whose validity ended: their unused units are refunded in full.

@@ -1,10 +1,45 @@
 //! Every error the API can answer, mapped to its HTTP status and machine-readable `code` here and
 //! nowhere else (RFC 9457 problem details).
 
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
 
 use super::response::ApiResponse;
 use crate::ledger::LedgerError;
+use crate::stamping::Rejection;
+
+/// An error answer: RFC 9457 problem details with the API's machine-readable `code`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"type": "about:blank", "title": "Unprocessable Content", "status": 422,
+    "code": "quantity_out_of_range", "detail": "quantity must be a whole number from 1 to 1000"}))]
+pub struct Problem {
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
+    pub problem_type: &'static str,
+    #[schema(value_type = String)]
+    pub title: &'static str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for programs; stable.
+    #[schema(value_type = String, schema_with = problem_code_schema)]
+    pub code: &'static str,
+    /// What went wrong, for people; may change.
+    pub detail: String,
+}
+
+fn problem_code_schema() -> RefOr<Schema> {
+    let mut codes = ApiError::every_code();
+    codes.sort_unstable();
+    codes.dedup();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(codes))
+        .description(Some("What went wrong, for programs; stable."))
+        .into()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -48,6 +83,35 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Every `code` the API can answer with: one of each variant, with every code a document or
+    /// placement can be refused for. The contract's enumeration of `code` is built from this.
+    pub fn every_code() -> Vec<&'static str> {
+        let one_of_each = [
+            Self::Unauthorized,
+            Self::NotFound(""),
+            Self::MethodNotAllowed,
+            Self::BadRequest(String::new()),
+            Self::PayloadTooLarge { limit: 0 },
+            Self::IdempotencyKeyRequired,
+            Self::IdempotencyKeyInvalid(String::new()),
+            Self::IdempotencyKeyReused,
+            Self::IdempotencyKeyInProgress,
+            Self::QuantityOutOfRange(String::new()),
+            Self::BadSignature,
+            Self::AmountMismatch { received: String::new(), expected: String::new() },
+            Self::InvoiceNotPending { status: "" },
+            Self::NothingToRefund,
+            Self::GatewayUnavailable,
+            Self::Unavailable(LedgerError::Contended),
+            Self::Internal(String::new()),
+        ];
+        let mut codes: Vec<&'static str> = one_of_each.iter().map(Self::code).collect();
+        // `Unprocessable` carries a stamping rejection code (a PDF given to `POST /v1/verify`, a
+        // placement given to `POST /v1/documents`).
+        codes.extend(Rejection::ALL.iter().map(Rejection::code));
+        codes
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) | Self::IdempotencyKeyRequired | Self::IdempotencyKeyInvalid(_) => 400,
@@ -109,14 +173,14 @@ impl ApiError {
             // The cause goes to the log (never secrets: errors carry none); the client gets the code.
             tracing::error!(code = self.code(), error = ?self, "request failed");
         }
-        let body = json!({
-            "type": "about:blank",
-            "title": self.title(),
-            "status": self.status(),
-            "code": self.code(),
-            "detail": self.to_string(),
-        });
-        ApiResponse::problem(self.status(), body.to_string())
+        let body = Problem {
+            problem_type: "about:blank",
+            title: self.title(),
+            status: self.status(),
+            code: self.code(),
+            detail: self.to_string(),
+        };
+        ApiResponse::problem(self.status(), crate::handlers::views::to_json(&body))
     }
 }
 
@@ -138,6 +202,39 @@ impl From<LedgerError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new variant must be listed in `every_code` (the contract's enumeration); this match
+    /// stops compiling until it is looked at.
+    #[test]
+    fn every_variant_is_in_the_code_list() {
+        let codes = ApiError::every_code();
+        for e in [ApiError::Unprocessable { code: "not_pdf", detail: String::new() }] {
+            match &e {
+                ApiError::Unauthorized
+                | ApiError::NotFound(_)
+                | ApiError::MethodNotAllowed
+                | ApiError::BadRequest(_)
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::IdempotencyKeyRequired
+                | ApiError::IdempotencyKeyInvalid(_)
+                | ApiError::IdempotencyKeyReused
+                | ApiError::IdempotencyKeyInProgress
+                | ApiError::QuantityOutOfRange(_)
+                | ApiError::BadSignature
+                | ApiError::AmountMismatch { .. }
+                | ApiError::InvoiceNotPending { .. }
+                | ApiError::Unprocessable { .. }
+                | ApiError::NothingToRefund
+                | ApiError::GatewayUnavailable
+                | ApiError::Unavailable(_)
+                | ApiError::Internal(_) => assert!(codes.contains(&e.code())),
+            }
+        }
+        assert_eq!(codes.len(), 17 + Rejection::ALL.len(), "one code per variant and per rejection");
+        for code in ["page_out_of_range", "placement_out_of_bounds", "not_pdf", "idempotency_key_reused"] {
+            assert!(codes.contains(&code), "{code}");
+        }
+    }
 
     #[test]
     fn problem_body_carries_status_and_code() {

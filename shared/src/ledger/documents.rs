@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use super::item::{Item, Reader, n, s, ts};
-use super::keys::{self, BALANCE_SK, EntryKind, PK, SK};
+use super::keys::{self, BALANCE_SK, DueKind, EntryKind, PK, SK};
 use super::{Cancellation, Ledger, LedgerError, TransactError, conflict_retries};
 use crate::domain::document::{Document, DocumentRejection, DocumentStatus, FileName, StampRecord, StampReservation};
 use crate::domain::ids::{AccountId, DocumentId, InvoiceId};
@@ -18,6 +18,12 @@ use crate::domain::time::{self, Timestamp};
 pub const DOCUMENT_SK: &str = "DOCUMENT";
 pub const SERIAL_SK: &str = "SERIAL";
 pub const USABLE_QUOTA_INDEX: &str = "usable_quota";
+
+/// A document still PROCESSING this long after its serial was reserved is released by the sweep
+/// (REJECTED `retry`, serial never issued, nothing charged). A stamp run lasts at most 30 s (the
+/// function's timeout) and Lambda retries a failed event twice within about three minutes, so by
+/// then the event has either finished or gone to the dead-letter queue.
+pub const STALE_PROCESSING_MINUTES: i64 = 15;
 
 const SERIAL_RESERVED: &str = "RESERVED";
 const SERIAL_STAMPED: &str = "STAMPED";
@@ -134,17 +140,22 @@ impl Ledger {
                 return Ok(Reserved::Ready(existing));
             }
             let fresh = candidate();
+            // On the sweep's list from the start, in the same write: if this run and every retry
+            // die, the document is released at `stale_at` instead of staying PROCESSING.
+            let stale_at = fresh.signed_at + chrono::Duration::minutes(STALE_PROCESSING_MINUTES);
             let claim_document = Update::builder()
                 .table_name(&self.table)
                 .key(PK, s(document_pk(id)))
                 .key(SK, s(DOCUMENT_SK))
-                .update_expression("SET #status = :processing, reserved_serial = :serial, signed_at = :at")
+                .update_expression("SET #status = :processing, reserved_serial = :serial, signed_at = :at, due_pk = :due_pk, due_at = :due")
                 .condition_expression("#status IN (:awaiting, :processing) AND attribute_not_exists(reserved_serial)")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":processing", s(DocumentStatus::Processing.as_str()))
                 .expression_attribute_values(":awaiting", s(DocumentStatus::AwaitingUpload.as_str()))
                 .expression_attribute_values(":serial", s(fresh.serial.as_str()))
                 .expression_attribute_values(":at", ts(fresh.signed_at))
+                .expression_attribute_values(":due_pk", s(keys::due_pk(DueKind::StaleDocument, keys::shard_of(id.ulid()))))
+                .expression_attribute_values(":due", ts(stale_at))
                 .build()?;
             let claim_serial = Put::builder()
                 .table_name(&self.table)
@@ -184,7 +195,7 @@ impl Ledger {
             .table_name(&self.table)
             .key(PK, s(document_pk(&doc.id)))
             .key(SK, s(DOCUMENT_SK))
-            .update_expression("SET #status = :rejected, rejection = :reason")
+            .update_expression("SET #status = :rejected, rejection = :reason REMOVE due_pk, due_at")
             .condition_expression("#status IN (:awaiting, :processing)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":rejected", s(DocumentStatus::Rejected.as_str()))
@@ -207,6 +218,13 @@ impl Ledger {
             actions.push(TransactWriteItem::builder().delete(release).build());
         }
         Ok(self.transact_until_decided(actions).await?.is_ok())
+    }
+
+    /// Documents whose stamp run should have ended by `now` (see [`STALE_PROCESSING_MINUTES`]),
+    /// from the sparse `due` index (a Query per shard, never a scan), at most `limit` per shard.
+    pub async fn stale_documents(&self, now: Timestamp, limit: i32) -> Result<Vec<DocumentId>, LedgerError> {
+        let pks = self.due_keys(DueKind::StaleDocument, now, limit).await?;
+        Ok(pks.iter().filter_map(|pk| pk.strip_prefix("DOC#").and_then(|id| DocumentId::parse(id).ok())).collect())
     }
 
     /// PAID invoices of the account with units left and still valid at `now`, the one whose
@@ -340,7 +358,7 @@ impl Ledger {
             .table_name(&self.table)
             .key(PK, s(document_pk(&doc.id)))
             .key(SK, s(DOCUMENT_SK))
-            .update_expression("SET #status = :stamped, serial = :serial, sha256 = :sha, stamped_at = :now, invoice_id = :inv")
+            .update_expression("SET #status = :stamped, serial = :serial, sha256 = :sha, stamped_at = :now, invoice_id = :inv REMOVE due_pk, due_at")
             .condition_expression("#status = :processing AND reserved_serial = :serial")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":stamped", s(DocumentStatus::Stamped.as_str()))

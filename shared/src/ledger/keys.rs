@@ -8,6 +8,8 @@
 //! | account balance | `ACC#{account}` | `BALANCE` |
 //! | ledger entry | `ACC#{account}` | `LEDGER#{CREDIT,CONSUME,REFUND}#{reference}` |
 //! | idempotency record | `IDEM#{account}#{key}` | `IDEMPOTENCY` |
+//! | document | `DOC#{document_id}` | `DOCUMENT` |
+//! | serial | `SERIAL#{serial}` | `SERIAL` |
 //!
 //! GSIs (template.yaml): `by_account` (`account_pk`, `created_sk`), `usable_quota`
 //! (`account_pk`, `usable_sk`), `due` (`due_pk`, `due_at`).
@@ -85,6 +87,9 @@ pub enum DueKind {
     /// An EXPIRED or CANCELLED invoice to ask the gateway about once more (a late settlement,
     /// or a notification that could not be confirmed).
     Recheck,
+    /// A document PROCESSING whose stamp run should long have ended (a document item, not an
+    /// invoice): the sweep releases it.
+    StaleDocument,
 }
 
 impl DueKind {
@@ -94,6 +99,7 @@ impl DueKind {
             Self::QuotaExpiry => "QUOTA_EXPIRY",
             Self::Refund => "REFUND",
             Self::Recheck => "RECHECK",
+            Self::StaleDocument => "STALE_DOCUMENT",
         }
     }
 }

@@ -277,7 +277,23 @@ impl Ledger {
     /// Invoices with `kind` work due at or before `now`, from the sparse `due` index (never a
     /// scan), at most `limit` per shard, earliest first.
     pub async fn due_invoices(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<Vec<InvoiceId>, LedgerError> {
-        let mut ids = Vec::new();
+        let pks = self.due_keys(kind, now, limit).await?;
+        Ok(pks
+            .iter()
+            .filter_map(|pk| {
+                let id = pk.strip_prefix("INV#").and_then(|id| InvoiceId::parse(id).ok());
+                if id.is_none() {
+                    tracing::warn!(pk, "due index holds an item that is not an invoice");
+                }
+                id
+            })
+            .collect())
+    }
+
+    /// The `pk`s of the items with `kind` work due at or before `now` (sparse `due` index, keys
+    /// only), at most `limit` per shard, earliest first.
+    pub(super) async fn due_keys(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<Vec<String>, LedgerError> {
+        let mut pks = Vec::new();
         for shard in 0..DUE_SHARDS {
             let out = self
                 .client
@@ -290,18 +306,8 @@ impl Ledger {
                 .limit(limit)
                 .send()
                 .await?;
-            for item in out.items() {
-                let id = item
-                    .get(PK)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|pk| pk.strip_prefix("INV#"))
-                    .and_then(|id| InvoiceId::parse(id).ok());
-                match id {
-                    Some(id) => ids.push(id),
-                    None => tracing::warn!("due index holds an item that is not an invoice"),
-                }
-            }
+            pks.extend(out.items().iter().filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned()));
         }
-        Ok(ids)
+        Ok(pks)
     }
 }

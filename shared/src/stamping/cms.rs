@@ -1,26 +1,41 @@
-//! CMS (RFC 5652) detached SignedData for `adbe.pkcs7.detached`: build one over a document
-//! digest, and check one back.
+//! CMS (RFC 5652) detached SignedData in the CAdES baseline shape PAdES asks for
+//! (`ETSI.CAdES.detached`, ETSI EN 319 122-1 B-B): build one over a document digest, and check
+//! one back. With a timestamp authority configured, the SignerInfo also carries an RFC 3161
+//! signature timestamp over its signature value (B-T).
 
 use p256::ecdsa::signature::Verifier as _;
 use sha2::{Digest as _, Sha256};
 
-use super::der::{self, oid};
+use super::der::{self, Element, oid};
 use super::issuer::{CertificateFacts, Issuer, SignError};
+use super::timestamp::{self, TimestampError, TimestampFacts};
+
+/// Most certificates read from one SignedData (signer, chain, a timestamp authority's chain).
+const MAX_CERTIFICATES_READ: usize = 16;
+
+/// Why no signature could be made. Neither is the document's fault: the run is retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignFailure {
+    #[error(transparent)]
+    Signer(#[from] SignError),
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
+}
 
 /// A detached SignedData over `document_digest` (SHA-256 of the `/ByteRange` bytes), signed
-/// by `issuer`, with content type, signing time and message digest as signed attributes.
-pub fn sign_detached(
-    issuer: &Issuer,
-    document_digest: &[u8; 32],
-    signed_at: &chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<u8>, SignError> {
+/// by `issuer`. Signed attributes: content type, message digest and ESS signing-certificate-v2;
+/// no signing-time attribute (PAdES puts the claimed time in the signature dictionary's `/M`
+/// and forbids the attribute). The certificates are the issuer's and its chain. When the issuer
+/// has a timestamp authority, its token over the signature value is added as the unsigned
+/// signature-timestamp attribute.
+pub fn sign_detached(issuer: &Issuer, document_digest: &[u8; 32]) -> Result<Vec<u8>, SignFailure> {
     let attribute = |oid_content: &[u8], value: Vec<u8>| {
         der::sequence(&[&der::object_id(oid_content), &der::set_of(vec![value])])
     };
     let attributes = vec![
         attribute(oid::CONTENT_TYPE, der::object_id(oid::DATA)),
-        attribute(oid::SIGNING_TIME, der::time(signed_at)),
         attribute(oid::MESSAGE_DIGEST, der::tlv(der::TAG_OCTET_STRING, document_digest)),
+        attribute(oid::SIGNING_CERTIFICATE_V2, issuer.signing_certificate_v2().to_vec()),
     ];
     // Signed as a SET OF (tag 0x31); stored with the [0] IMPLICIT tag.
     let signed_set = der::set_of(attributes);
@@ -31,19 +46,34 @@ pub fn sign_detached(
     }
 
     let digest_algorithm = der::algorithm(oid::SHA256);
-    let signer_info = der::sequence(&[
-        &der::small_integer(1),
+    let signature_value = der::tlv(der::TAG_OCTET_STRING, &signature);
+    let mut signer_fields: Vec<&[u8]> = vec![
+        &[0x02, 0x01, 0x01], // version 1: the signer is named by issuer and serial
         issuer.issuer_and_serial(),
         &digest_algorithm,
         &signed_attrs,
-        &der::algorithm(oid::ECDSA_WITH_SHA256),
-        &der::tlv(der::TAG_OCTET_STRING, &signature),
-    ]);
+        &[0x30, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02], // ecdsa-with-SHA256
+        &signature_value,
+    ];
+    let unsigned_attrs;
+    if let Some(authority) = issuer.timestamp_authority() {
+        // RFC 3161 appendix A: the token's imprint is the hash of the signature value's octets.
+        let token = authority.timestamp(&sha256(&[&signature]))?;
+        let token_attribute = attribute(oid::SIGNATURE_TIMESTAMP_TOKEN, token);
+        unsigned_attrs = der::tlv(0xA1, &token_attribute);
+        signer_fields.push(&unsigned_attrs);
+    }
+    let signer_info = der::sequence(&signer_fields);
+
+    let certificates: Vec<u8> = std::iter::once(issuer.certificate_der())
+        .chain(issuer.chain().iter().map(Vec::as_slice))
+        .flat_map(|c| c.iter().copied())
+        .collect();
     let signed_data = der::sequence(&[
         &der::small_integer(1),
         &der::set_of(vec![digest_algorithm.clone()]),
         &der::sequence(&[&der::object_id(oid::DATA)]),
-        &der::tlv(0xA0, issuer.certificate_der()),
+        &der::tlv(0xA0, &certificates),
         &der::set_of(vec![signer_info]),
     ]);
     Ok(der::sequence(&[&der::object_id(oid::SIGNED_DATA), &der::tlv(0xA0, &signed_data)]))
@@ -52,34 +82,87 @@ pub fn sign_detached(
 /// What checking a CMS signature found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CmsCheck {
-    /// The message digest matches and the ECDSA signature over the signed attributes verifies
-    /// with the embedded signer certificate's key.
+    /// The message digest matches, the signature over the signed attributes verifies with the
+    /// signer certificate's key, and an ESS signing-certificate-v2 attribute, if present, names
+    /// that certificate.
     pub valid: bool,
     /// The signer's certificate (DER), when one was found.
     pub signer_certificate: Option<Vec<u8>>,
+    /// The CAdES baseline B-B attributes are there: ESS signing-certificate-v2 naming the signer
+    /// certificate, and no signing-time attribute.
+    pub cades_baseline: bool,
+    /// The signature timestamp (unsigned attribute), when there is one.
+    pub timestamp: Option<TimestampFacts>,
 }
 
 /// Checks a detached SignedData against the SHA-256 of the signed bytes. Reads only the
 /// ECDSA P-256 / SHA-256 shape we produce; anything else is reported invalid.
 pub fn verify_detached(cms: &[u8], document_digest: &[u8; 32]) -> CmsCheck {
-    match read_signed_data(cms) {
-        Some(parsed) => {
-            let certificate = parsed.certificate.to_vec();
-            let valid = parsed.message_digest == document_digest && signature_verifies(&parsed);
-            CmsCheck { valid, signer_certificate: Some(certificate) }
-        }
-        None => CmsCheck { valid: false, signer_certificate: None },
+    let invalid = CmsCheck { valid: false, signer_certificate: None, cades_baseline: false, timestamp: None };
+    let Some(parsed) = read_signed_data(cms) else { return invalid };
+    let Some(signer) = parsed.signer_certificate() else { return invalid };
+    let signer_info = &parsed.signer;
+    let Some(signed_attrs) = signer_info.signed_attrs else {
+        return CmsCheck { signer_certificate: Some(signer.to_vec()), ..invalid };
+    };
+    let message_digest = attribute_value(signed_attrs, oid::MESSAGE_DIGEST)
+        .filter(|v| v.tag == der::TAG_OCTET_STRING)
+        .map(|v| v.content);
+    let ess = attribute_value(signed_attrs, oid::SIGNING_CERTIFICATE_V2);
+    let ess_matches = ess.map(|value| ess_names_certificate(value, signer));
+    let has_signing_time = attribute_value(signed_attrs, oid::SIGNING_TIME).is_some();
+    let valid = signer_info.digest_algorithm == oid::SHA256
+        && message_digest == Some(document_digest.as_slice())
+        && ess_matches != Some(false)
+        && signature_verifies(signer, signer_info.signature_algorithm, &retag_as_set(signed_attrs), signer_info.signature)
+            == Some(true);
+    let timestamp = signer_info
+        .unsigned_attrs
+        .and_then(|attrs| attribute_value(attrs, oid::SIGNATURE_TIMESTAMP_TOKEN))
+        .map(|token| timestamp::read_token(token.encoded, Some(&sha256(&[signer_info.signature]))));
+    CmsCheck {
+        valid,
+        signer_certificate: Some(signer.to_vec()),
+        cades_baseline: ess_matches == Some(true) && !has_signing_time,
+        timestamp,
     }
 }
 
-struct ParsedSignedData<'a> {
-    certificate: &'a [u8],
-    signed_attrs_content: &'a [u8],
-    message_digest: &'a [u8],
-    signature: &'a [u8],
+/// The parts of a SignedData this module and the timestamp reader look at.
+pub(crate) struct SignedDataView<'a> {
+    pub content_type: &'a [u8],
+    /// The encapsulated content's octets (absent in a detached signature).
+    pub content: Option<&'a [u8]>,
+    pub certificates: Vec<&'a [u8]>,
+    pub signer: SignerInfoView<'a>,
 }
 
-fn read_signed_data(cms: &[u8]) -> Option<ParsedSignedData<'_>> {
+pub(crate) struct SignerInfoView<'a> {
+    pub sid: Element<'a>,
+    pub digest_algorithm: &'a [u8],
+    pub signed_attrs: Option<Element<'a>>,
+    pub signature_algorithm: &'a [u8],
+    pub signature: &'a [u8],
+    pub unsigned_attrs: Option<Element<'a>>,
+}
+
+impl<'a> SignedDataView<'a> {
+    /// The certificate the signer info names by issuer and serial (else the first one).
+    pub fn signer_certificate(&self) -> Option<&'a [u8]> {
+        let named = self.certificates.iter().copied().find(|certificate| {
+            CertificateFacts::read(certificate).is_some_and(|facts| {
+                self.signer.sid.tag == der::TAG_SEQUENCE
+                    && self.signer.sid.content.len() == facts.issuer_name.len() + facts.serial.len()
+                    && self.signer.sid.content.starts_with(facts.issuer_name)
+                    && self.signer.sid.content.ends_with(facts.serial)
+            })
+        });
+        named.or_else(|| self.certificates.first().copied())
+    }
+}
+
+/// Reads a ContentInfo holding a SignedData with one signer info.
+pub(crate) fn read_signed_data(cms: &[u8]) -> Option<SignedDataView<'_>> {
     let content_info = der::Reader::new(cms).expect(der::TAG_SEQUENCE)?;
     let mut ci = content_info.children();
     if ci.expect(der::TAG_OID)?.content != oid::SIGNED_DATA {
@@ -90,11 +173,25 @@ fn read_signed_data(cms: &[u8]) -> Option<ParsedSignedData<'_>> {
     let mut sd = signed_data.children();
     sd.expect(der::TAG_INTEGER)?;
     sd.expect(der::TAG_SET)?;
-    sd.expect(der::TAG_SEQUENCE)?;
+    let encapsulated = sd.expect(der::TAG_SEQUENCE)?;
+    let mut encap = encapsulated.children();
+    let content_type = encap.expect(der::TAG_OID)?.content;
+    let content = match encap.next_element() {
+        Some(wrapper) if wrapper.tag == 0xA0 => Some(wrapper.children().expect(der::TAG_OCTET_STRING)?.content),
+        _ => None,
+    };
     let mut next = sd.next_element()?;
-    let mut certificate = None;
+    let mut certificates = Vec::new();
     if next.tag == 0xA0 {
-        certificate = next.children().expect(der::TAG_SEQUENCE).map(|c| c.encoded);
+        let mut certs = next.children();
+        while let Some(certificate) = certs.next_element() {
+            if certificates.len() == MAX_CERTIFICATES_READ {
+                break;
+            }
+            if certificate.tag == der::TAG_SEQUENCE {
+                certificates.push(certificate.encoded);
+            }
+        }
         next = sd.next_element()?;
     }
     if next.tag == 0xA1 {
@@ -106,40 +203,83 @@ fn read_signed_data(cms: &[u8]) -> Option<ParsedSignedData<'_>> {
     let signer_info = next.children().expect(der::TAG_SEQUENCE)?;
     let mut si = signer_info.children();
     si.expect(der::TAG_INTEGER)?;
-    si.next_element()?; // sid
-    if si.expect(der::TAG_SEQUENCE)?.children().expect(der::TAG_OID)?.content != oid::SHA256 {
+    let sid = si.next_element()?;
+    let digest_algorithm = si.expect(der::TAG_SEQUENCE)?.children().expect(der::TAG_OID)?.content;
+    let mut next = si.next_element()?;
+    let mut signed_attrs = None;
+    if next.tag == 0xA0 {
+        signed_attrs = Some(next);
+        next = si.next_element()?;
+    }
+    if next.tag != der::TAG_SEQUENCE {
         return None;
     }
-    let signed_attrs = si.expect(0xA0)?;
-    if si.expect(der::TAG_SEQUENCE)?.children().expect(der::TAG_OID)?.content != oid::ECDSA_WITH_SHA256 {
-        return None;
-    }
+    let signature_algorithm = next.children().expect(der::TAG_OID)?.content;
     let signature = si.expect(der::TAG_OCTET_STRING)?.content;
-
-    let mut message_digest = None;
-    let mut attrs = signed_attrs.children();
-    while let Some(attribute) = attrs.next_element() {
-        let mut fields = attribute.children();
-        let Some(attr_oid) = fields.expect(der::TAG_OID) else { continue };
-        if attr_oid.content == oid::MESSAGE_DIGEST {
-            let values = fields.expect(der::TAG_SET)?;
-            message_digest = Some(values.children().expect(der::TAG_OCTET_STRING)?.content);
-        }
-    }
-    Some(ParsedSignedData {
-        certificate: certificate?,
-        signed_attrs_content: signed_attrs.content,
-        message_digest: message_digest?,
-        signature,
+    let unsigned_attrs = si.next_element().filter(|e| e.tag == 0xA1);
+    Some(SignedDataView {
+        content_type,
+        content,
+        certificates,
+        signer: SignerInfoView { sid, digest_algorithm, signed_attrs, signature_algorithm, signature, unsigned_attrs },
     })
 }
 
-fn signature_verifies(parsed: &ParsedSignedData<'_>) -> bool {
-    let Some(facts) = CertificateFacts::read(parsed.certificate) else { return false };
-    let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(facts.public_key_point) else { return false };
-    let Ok(signature) = p256::ecdsa::Signature::from_der(parsed.signature) else { return false };
-    let signed_set = der::tlv(der::TAG_SET, parsed.signed_attrs_content);
-    key.verify(&signed_set, &signature).is_ok()
+/// The first value of the attribute `attribute_oid` in a set of attributes (signed or unsigned).
+pub(crate) fn attribute_value<'a>(attributes: Element<'a>, attribute_oid: &[u8]) -> Option<Element<'a>> {
+    let mut attrs = attributes.children();
+    for _ in 0..64 {
+        let attribute = attrs.next_element()?;
+        let mut fields = attribute.children();
+        if fields.expect(der::TAG_OID).is_some_and(|o| o.content == attribute_oid) {
+            return fields.expect(der::TAG_SET)?.children().next_element();
+        }
+    }
+    None
+}
+
+/// Signed attributes are signed as a DER SET OF, stored with the [0] IMPLICIT tag.
+pub(crate) fn retag_as_set(signed_attrs: Element<'_>) -> Vec<u8> {
+    der::tlv(der::TAG_SET, signed_attrs.content)
+}
+
+/// `Some(true/false)` for the algorithms we check (ECDSA P-256 with SHA-256); `None` for others.
+pub(crate) fn signature_verifies(certificate: &[u8], algorithm: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+    if algorithm != oid::ECDSA_WITH_SHA256 {
+        return None;
+    }
+    let facts = CertificateFacts::read(certificate)?;
+    let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(facts.public_key_point) else { return Some(false) };
+    let Ok(signature) = p256::ecdsa::Signature::from_der(signature) else { return Some(false) };
+    Some(key.verify(message, &signature).is_ok())
+}
+
+/// Whether a SigningCertificateV2 value's first ESSCertIDv2 is the SHA-256 of `certificate`.
+fn ess_names_certificate(value: Element<'_>, certificate: &[u8]) -> bool {
+    let first_id = value.children().expect(der::TAG_SEQUENCE).and_then(|certs| certs.children().expect(der::TAG_SEQUENCE));
+    let Some(first_id) = first_id else { return false };
+    let mut fields = first_id.children();
+    let Some(mut next) = fields.next_element() else { return false };
+    if next.tag == der::TAG_SEQUENCE {
+        // hashAlgorithm present: only SHA-256 (the default) is read.
+        if next.children().expect(der::TAG_OID).map(|o| o.content) != Some(oid::SHA256) {
+            return false;
+        }
+        let Some(hash) = fields.next_element() else { return false };
+        next = hash;
+    }
+    next.tag == der::TAG_OCTET_STRING && next.content == sha256(&[certificate])
+}
+
+/// The ESS signing-certificate-v2 value naming `certificate` (SHA-256, the default algorithm,
+/// left out as DER requires) with its issuer and serial.
+pub(crate) fn signing_certificate_v2(certificate: &[u8], facts: &CertificateFacts<'_>) -> Vec<u8> {
+    let issuer_serial = der::sequence(&[
+        &der::sequence(&[&der::tlv(0xA4, facts.issuer_name)]), // GeneralNames: one directoryName
+        facts.serial,
+    ]);
+    let cert_id = der::sequence(&[&der::tlv(der::TAG_OCTET_STRING, &sha256(&[certificate])), &issuer_serial]);
+    der::sequence(&[&der::sequence(&[&cert_id])])
 }
 
 pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
@@ -157,12 +297,13 @@ mod tests {
     #[test]
     fn signs_and_verifies_and_detects_a_changed_digest() {
         let issuer = Issuer::generate(&mut rand::thread_rng()).expect("issuer");
-        let at = chrono::DateTime::from_timestamp(1_760_000_000, 0).expect("time");
         let digest = sha256(&[b"document"]);
-        let cms = sign_detached(&issuer, &digest, &at).expect("local key signs");
-        assert_eq!(cms, sign_detached(&issuer, &digest, &at).expect("signs"), "deterministic");
+        let cms = sign_detached(&issuer, &digest).expect("local key signs");
+        assert_eq!(cms, sign_detached(&issuer, &digest).expect("signs"), "deterministic");
         let check = verify_detached(&cms, &digest);
         assert!(check.valid);
+        assert!(check.cades_baseline, "ESS signing-certificate-v2 present, no signing-time");
+        assert_eq!(check.timestamp, None);
         assert_eq!(check.signer_certificate.as_deref(), Some(issuer.certificate_der()));
         assert!(!verify_detached(&cms, &sha256(&[b"other"])).valid);
         let mut tampered = cms.clone();
@@ -170,5 +311,17 @@ mod tests {
         tampered[last] ^= 1;
         assert!(!verify_detached(&tampered, &digest).valid);
         assert!(!verify_detached(&cms[..cms.len() / 2], &digest).valid);
+    }
+
+    #[test]
+    fn the_ess_attribute_must_name_the_signer_certificate() {
+        let issuer = Issuer::generate(&mut rand::thread_rng()).expect("issuer");
+        let other = Issuer::generate(&mut rand::thread_rng()).expect("issuer");
+        let ours = issuer.signing_certificate_v2();
+        let theirs = other.signing_certificate_v2();
+        let ours = der::Reader::new(ours).next_element().expect("DER");
+        let theirs = der::Reader::new(theirs).next_element().expect("DER");
+        assert!(ess_names_certificate(ours, issuer.certificate_der()));
+        assert!(!ess_names_certificate(theirs, issuer.certificate_der()));
     }
 }

@@ -32,6 +32,14 @@ pub mod oid {
     pub const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1D, 0x13];
     pub const KEY_USAGE: &[u8] = &[0x55, 0x1D, 0x0F];
     pub const SUBJECT_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1D, 0x0E];
+    /// id-aa-signingCertificateV2 (RFC 5035): the signed hash of the signer's certificate.
+    pub const SIGNING_CERTIFICATE_V2: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x10, 0x02, 0x2F];
+    /// id-aa-timeStampToken (RFC 3161 appendix A): the signature timestamp, an unsigned attribute.
+    pub const SIGNATURE_TIMESTAMP_TOKEN: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x10, 0x02, 0x0E];
+    /// id-ct-TSTInfo: the content a timestamp authority signs.
+    pub const TST_INFO: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x10, 0x01, 0x04];
+    pub const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+    pub const SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
 }
 
 /// One element: tag, length, content.
@@ -103,6 +111,32 @@ pub fn time(at: &chrono::DateTime<chrono::Utc>) -> Vec<u8> {
     } else {
         tlv(TAG_GENERALIZED_TIME, at.format("%Y%m%d%H%M%SZ").to_string().as_bytes())
     }
+}
+
+/// `YYYYMMDDHHMMSS[.fraction]Z` (GeneralizedTime as RFC 3161 and RFC 5280 write it), to the second.
+pub fn read_generalized_time(content: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = std::str::from_utf8(content).ok()?;
+    if !text.ends_with('Z') {
+        return None;
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(text.get(..14)?, "%Y%m%d%H%M%S").ok()?;
+    Some(naive.and_utc())
+}
+
+/// The common name (2.5.4.3) in an X.501 `Name`, if it has one.
+pub fn common_name(name: &[u8]) -> Option<String> {
+    let mut rdns = Reader::new(name).expect(TAG_SEQUENCE)?.children();
+    for _ in 0..32 {
+        let rdn = rdns.next_element()?;
+        let mut attributes = rdn.children();
+        while let Some(attribute) = attributes.next_element() {
+            let mut fields = attribute.children();
+            if fields.expect(TAG_OID).is_some_and(|o| o.content == oid::COMMON_NAME) {
+                return Some(String::from_utf8_lossy(fields.next_element()?.content).into_owned());
+            }
+        }
+    }
+    None
 }
 
 /// A reader over a run of DER elements.

@@ -15,8 +15,11 @@ use super::placement::upright_matrix;
 use super::serialize::{real, write_object};
 use super::{Rejection, reason_for};
 
-/// Bytes reserved for the CMS signature (written as twice as many hex digits).
-pub const SIGNATURE_RESERVED_BYTES: usize = 4096;
+/// Bytes reserved for the CMS signature (written as twice as many hex digits): our signed
+/// attributes and signature (~300 bytes), the issuer's certificate and chain (at most
+/// `issuer::MAX_CERTIFICATE_BYTES`) and a timestamp token with the authority's certificates
+/// (typically 2 to 6 KB).
+pub const SIGNATURE_RESERVED_BYTES: usize = 16384;
 /// The minimum version the output declares.
 const MIN_VERSION: (u8, u8) = (1, 6);
 /// Width of each `/ByteRange` number placeholder.
@@ -176,7 +179,7 @@ pub fn prepare(loaded: &Loaded<'_>, inputs: &Inputs<'_>) -> Result<Prepared, Rej
 
     // The signature value, with placeholders filled in after the layout is known.
     offsets.push((value_id, out.len() - base));
-    let _ = write!(out, "{} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/adbe.pkcs7.detached/Name", value_id.0);
+    let _ = write!(out, "{} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/Name", value_id.0);
     write_literal(&mut out, b"e-Meterai");
     out.extend_from_slice(b"/Reason");
     write_literal(&mut out, reason_for(inputs.serial).as_bytes());

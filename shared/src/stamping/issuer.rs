@@ -14,15 +14,18 @@ use p256::ecdsa::signature::Signer as _;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use sha2::{Digest as _, Sha256};
 
+use super::cms;
 use super::der::{self, oid};
+use super::timestamp::{HttpTimestampAuthority, TimestampAuthority};
 
 pub const KEY_FILE_ENV: &str = "EMETERAI_ISSUER_KEY_FILE";
 pub const CERT_FILE_ENV: &str = "EMETERAI_ISSUER_CERT_FILE";
 pub const DATA_DIR_ENV: &str = "EMETERAI_DATA_DIR";
 pub const ISSUER_DIR_ENV: &str = "EMETERAI_ISSUER_DIR";
 
-/// The signature space in the PDF is fixed (4096 bytes); the certificate travels inside it.
-pub const MAX_CERTIFICATE_BYTES: usize = 3000;
+/// The signature space in the PDF is fixed (`incremental::SIGNATURE_RESERVED_BYTES`); the
+/// issuer's certificate and its chain travel inside it, and room stays for a timestamp token.
+pub const MAX_CERTIFICATE_BYTES: usize = 8000;
 
 const KEY_FILE_NAME: &str = "issuer-key.pem";
 const CERT_FILE_NAME: &str = "issuer-cert.pem";
@@ -35,7 +38,7 @@ pub enum IssuerError {
     BadKey,
     #[error("the issuer certificate is not an X.509 certificate in PEM")]
     BadCertificate,
-    #[error("the issuer certificate is larger than {MAX_CERTIFICATE_BYTES} bytes and would not fit the signature space")]
+    #[error("the issuer certificate and its chain are larger than {MAX_CERTIFICATE_BYTES} bytes and would not fit the signature space")]
     CertificateTooLarge,
     #[error("the issuer certificate does not belong to the issuer key")]
     KeyCertificateMismatch,
@@ -76,24 +79,63 @@ enum IssuerKey {
 pub struct Issuer {
     key: IssuerKey,
     certificate: Vec<u8>,
+    /// The certificates above `certificate`, up to the root (carried in every signature so a
+    /// verifier can build the path without fetching).
+    chain: Vec<Vec<u8>>,
     /// The CMS `IssuerAndSerialNumber` naming `certificate`.
     issuer_and_serial: Vec<u8>,
+    /// The ESS signing-certificate-v2 attribute value naming `certificate` (CAdES B-B).
+    signing_certificate_v2: Vec<u8>,
+    /// When set, every signature gets an RFC 3161 signature timestamp from it (PAdES B-T).
+    timestamp_authority: Option<Arc<dyn TimestampAuthority>>,
 }
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issuer").field("certificate_len", &self.certificate.len()).finish_non_exhaustive()
+        f.debug_struct("Issuer")
+            .field("certificate_len", &self.certificate.len())
+            .field("chain_len", &self.chain.len())
+            .field("timestamped", &self.timestamp_authority.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl Issuer {
-    /// From a PEM private key (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`) and a PEM certificate.
+    /// From a PEM private key (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`) and PEM
+    /// certificates: the issuer's first, then its chain (each issuer after the one it certified).
     pub fn from_pem(key_pem: &str, cert_pem: &str) -> Result<Issuer, IssuerError> {
         let secret = p256::SecretKey::from_pkcs8_pem(key_pem)
             .or_else(|_| p256::SecretKey::from_sec1_pem(key_pem))
             .map_err(|_| IssuerError::BadKey)?;
-        let certificate = pem_body(cert_pem, "CERTIFICATE").ok_or(IssuerError::BadCertificate)?;
-        Issuer::from_parts(SigningKey::from(secret), certificate)
+        let mut certificates = pem_bodies(cert_pem, "CERTIFICATE").into_iter();
+        let certificate = certificates.next().ok_or(IssuerError::BadCertificate)?;
+        Issuer::from_parts(SigningKey::from(secret), certificate)?.with_chain(certificates.collect())
+    }
+
+    /// The same issuer, carrying `chain` (the certificates above its own) in its signatures.
+    pub fn with_chain(mut self, chain: Vec<Vec<u8>>) -> Result<Issuer, IssuerError> {
+        if chain.iter().any(|c| CertificateFacts::read(c).is_none()) {
+            return Err(IssuerError::BadCertificate);
+        }
+        if self.certificate.len() + chain.iter().map(Vec::len).sum::<usize>() > MAX_CERTIFICATE_BYTES {
+            return Err(IssuerError::CertificateTooLarge);
+        }
+        self.chain = chain;
+        Ok(self)
+    }
+
+    /// The same issuer, timestamping every signature with `authority` (PAdES B-T).
+    pub fn with_timestamp_authority(mut self, authority: Arc<dyn TimestampAuthority>) -> Issuer {
+        self.timestamp_authority = Some(authority);
+        self
+    }
+
+    /// The same issuer with the authority named by `EMETERAI_TSA_URL`, when that is set.
+    pub fn with_timestamp_authority_from_env(self) -> Issuer {
+        match HttpTimestampAuthority::from_env() {
+            Some(authority) => self.with_timestamp_authority(Arc::new(authority)),
+            None => self,
+        }
     }
 
     pub fn from_pem_files(key_file: &Path, cert_file: &Path) -> Result<Issuer, IssuerError> {
@@ -111,12 +153,14 @@ impl Issuer {
         }
     }
 
-    /// The configured issuer, or else the local one under [`Issuer::default_local_dir`].
+    /// The configured issuer, or else the local one under [`Issuer::default_local_dir`], with
+    /// the timestamp authority named by `EMETERAI_TSA_URL` when set.
     pub fn from_env_or_local() -> Result<Issuer, IssuerError> {
-        match Issuer::from_env()? {
-            Some(issuer) => Ok(issuer),
-            None => Issuer::load_or_create_local(&Issuer::default_local_dir()),
-        }
+        let issuer = match Issuer::from_env()? {
+            Some(issuer) => issuer,
+            None => Issuer::load_or_create_local(&Issuer::default_local_dir())?,
+        };
+        Ok(issuer.with_timestamp_authority_from_env())
     }
 
     /// `$EMETERAI_ISSUER_DIR` (on AWS, the issuer layer's `/opt/issuer`), else
@@ -218,11 +262,25 @@ impl Issuer {
             return Err(IssuerError::KeyCertificateMismatch);
         }
         let issuer_and_serial = der::sequence(&[facts.issuer_name, facts.serial]);
-        Ok(Issuer { key, certificate, issuer_and_serial })
+        let signing_certificate_v2 = cms::signing_certificate_v2(&certificate, &facts);
+        Ok(Issuer { key, certificate, chain: Vec::new(), issuer_and_serial, signing_certificate_v2, timestamp_authority: None })
     }
 
     pub fn certificate_der(&self) -> &[u8] {
         &self.certificate
+    }
+
+    /// The certificates above the issuer's own, as configured.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    pub fn timestamp_authority(&self) -> Option<&dyn TimestampAuthority> {
+        self.timestamp_authority.as_deref()
+    }
+
+    pub(crate) fn signing_certificate_v2(&self) -> &[u8] {
+        &self.signing_certificate_v2
     }
 
     pub fn certificate_pem(&self) -> String {
@@ -255,20 +313,31 @@ impl Issuer {
 /// The configured certificate (DER): `EMETERAI_ISSUER_CERT_PEM` (the PEM text), else the file
 /// named by `EMETERAI_ISSUER_CERT_FILE`; `None` when neither is set.
 pub fn certificate_from_env() -> Result<Option<Vec<u8>>, IssuerError> {
-    if let Some(pem) = std::env::var(CERT_PEM_ENV).ok().filter(|v| !v.trim().is_empty()) {
-        return pem_body(&pem, "CERTIFICATE").map(Some).ok_or(IssuerError::BadCertificate);
+    Ok(certificates_from_env()?.and_then(|certificates| certificates.into_iter().next()))
+}
+
+/// The configured certificates (DER), the issuer's first and then its chain, from the same
+/// place as [`certificate_from_env`].
+pub fn certificates_from_env() -> Result<Option<Vec<Vec<u8>>>, IssuerError> {
+    let pem = if let Some(pem) = std::env::var(CERT_PEM_ENV).ok().filter(|v| !v.trim().is_empty()) {
+        pem
+    } else if let Some(path) = std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) {
+        read_text(Path::new(&path))?
+    } else {
+        return Ok(None);
+    };
+    let certificates = pem_bodies(&pem, "CERTIFICATE");
+    if certificates.is_empty() {
+        return Err(IssuerError::BadCertificate);
     }
-    if let Some(path) = std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) {
-        let pem = read_text(Path::new(&path))?;
-        return pem_body(&pem, "CERTIFICATE").map(Some).ok_or(IssuerError::BadCertificate);
-    }
-    Ok(None)
+    Ok(Some(certificates))
 }
 
 /// What we need out of an X.509 certificate.
 pub(crate) struct CertificateFacts<'a> {
     pub serial: &'a [u8],
     pub issuer_name: &'a [u8],
+    pub subject_name: &'a [u8],
     /// The SEC1 point of an EC public key (the subject public key bits).
     pub public_key_point: &'a [u8],
 }
@@ -288,7 +357,7 @@ impl<'a> CertificateFacts<'a> {
         let _signature_algorithm = fields.expect(der::TAG_SEQUENCE)?;
         let issuer_name = fields.expect(der::TAG_SEQUENCE)?;
         let _validity = fields.expect(der::TAG_SEQUENCE)?;
-        let _subject = fields.expect(der::TAG_SEQUENCE)?;
+        let subject = fields.expect(der::TAG_SEQUENCE)?;
         let spki = fields.expect(der::TAG_SEQUENCE)?;
         let mut spki_fields = spki.children();
         let _algorithm = spki_fields.expect(der::TAG_SEQUENCE)?;
@@ -297,7 +366,12 @@ impl<'a> CertificateFacts<'a> {
         if unused != 0 {
             return None;
         }
-        Some(CertificateFacts { serial: first.encoded, issuer_name: issuer_name.encoded, public_key_point: point })
+        Some(CertificateFacts {
+            serial: first.encoded,
+            issuer_name: issuer_name.encoded,
+            subject_name: subject.encoded,
+            public_key_point: point,
+        })
     }
 }
 
@@ -387,6 +461,22 @@ pub(crate) fn pem_encode(label: &str, der_bytes: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+/// Every `label` block in `pem`, in order (at most 16; unreadable blocks are skipped).
+pub fn pem_bodies(pem: &str, label: &str) -> Vec<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let mut bodies = Vec::new();
+    let mut rest = pem;
+    while bodies.len() < 16 {
+        let Some(at) = rest.find(&begin) else { break };
+        let block = &rest[at..];
+        if let Some(body) = pem_body(block, label) {
+            bodies.push(body);
+        }
+        rest = &block[begin.len()..];
+    }
+    bodies
 }
 
 pub fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {

@@ -15,6 +15,7 @@ pub mod pdf;
 pub mod placement;
 pub mod qr;
 pub mod serialize;
+pub mod timestamp;
 pub mod verify;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::placement::Placement;
 use crate::domain::serial::{SERIAL_LEN, Serial};
 pub use issuer::{Issuer, IssuerError};
-pub use verify::{FoundStamp, verify};
+pub use verify::{FoundStamp, PadesLevel, verify};
 
 /// Largest document accepted, and largest stamped result produced (800 KB, strictly).
 pub const MAX_PDF_BYTES: usize = 800_000;
@@ -54,6 +55,10 @@ pub enum Rejection {
     /// run instead of rejecting the document; the CLI reports it as a failure.
     #[error("the issuer's signing key could not be reached; try again")]
     SignerUnavailable,
+    /// Not the document's fault either: the timestamp authority gave no usable token. Retried
+    /// like [`Rejection::SignerUnavailable`]; nothing is written.
+    #[error("the timestamp authority could not be reached; try again")]
+    TimestampUnavailable,
 }
 
 impl Rejection {
@@ -70,6 +75,7 @@ impl Rejection {
             Rejection::AlreadyStamped => "already_stamped",
             Rejection::CertifiedNoChanges => "certified_no_changes",
             Rejection::SignerUnavailable => "signer_unavailable",
+            Rejection::TimestampUnavailable => "timestamp_unavailable",
         }
     }
 
@@ -77,7 +83,8 @@ impl Rejection {
         self.to_string()
     }
 
-    /// Every rejection a document can earn (not [`Rejection::SignerUnavailable`], which is ours).
+    /// Every rejection a document can earn (not [`Rejection::SignerUnavailable`] nor
+    /// [`Rejection::TimestampUnavailable`], which are ours).
     pub const ALL: [Rejection; 10] = [
         Rejection::NotPdf,
         Rejection::Corrupt,
@@ -240,13 +247,12 @@ pub struct PreparedStamp {
     prepared: incremental::Prepared,
     page: u32,
     serial: String,
-    signed_at: DateTime<Utc>,
 }
 
 /// Every check of [`stamp`] and the whole layout, without signing.
 pub fn prepare_stamp(pdf: &[u8], req: &StampRequest<'_>) -> Result<PreparedStamp, Rejection> {
     let (prepared, page) = prepare(pdf, req)?;
-    Ok(PreparedStamp { prepared, page, serial: req.serial.as_str().to_owned(), signed_at: req.signed_at })
+    Ok(PreparedStamp { prepared, page, serial: req.serial.as_str().to_owned() })
 }
 
 impl PreparedStamp {
@@ -268,9 +274,15 @@ impl PreparedStamp {
         let mut signed_range = head.clone();
         signed_range.update(after);
         let signed: [u8; 32] = signed_range.finalize().into();
-        let signature = cms::sign_detached(issuer, &signed, &self.signed_at).map_err(|e| {
-            tracing::warn!(error = %e, "the issuer key could not sign");
-            Rejection::SignerUnavailable
+        let signature = cms::sign_detached(issuer, &signed).map_err(|e| match e {
+            cms::SignFailure::Signer(e) => {
+                tracing::warn!(error = %e, "the issuer key could not sign");
+                Rejection::SignerUnavailable
+            }
+            cms::SignFailure::Timestamp(e) => {
+                tracing::warn!(error = %e, "the timestamp authority gave no token");
+                Rejection::TimestampUnavailable
+            }
         })?;
         if !incremental::fill_signature(prepared, &signature) {
             return Err(Rejection::TooLarge);

@@ -76,6 +76,8 @@ impl PageInfo {
 #[derive(Debug, Clone)]
 pub struct SignatureValue {
     pub reason: Option<Vec<u8>>,
+    /// `/SubFilter` (`adbe.pkcs7.detached`, `ETSI.CAdES.detached`, ...).
+    pub sub_filter: Option<Vec<u8>>,
     pub signing_time: Option<Vec<u8>>,
     pub byte_range: Option<Vec<i64>>,
     pub contents: Option<Rc<[u8]>>,
@@ -449,6 +451,7 @@ fn signature_value(doc: &Doc<'_>, value: &Dict) -> SignatureValue {
     });
     SignatureValue {
         reason: string(b"Reason").map(|r| r.to_vec()),
+        sub_filter: get(doc, value, b"SubFilter").and_then(|o| o.as_name().map(<[u8]>::to_vec)),
         signing_time: string(b"M").map(|m| m.to_vec()),
         byte_range,
         contents: string(b"Contents"),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::parse::{self, SignatureValue, find_header};
+use super::timestamp::TimestampFacts;
 use super::{Rejection, cms, serial_in_reason};
 
 /// Most e-Meterai signatures checked in one document (a document holds one; more is hostile).
@@ -23,6 +24,31 @@ pub struct FoundStamp {
     /// none were given).
     pub issuer_trusted: Option<bool>,
     pub signed_at: Option<DateTime<Utc>>,
+    /// The PAdES baseline level the signature reaches, when it reaches one.
+    pub level: Option<PadesLevel>,
+    /// The RFC 3161 signature timestamp, when the signature carries one.
+    pub timestamp: Option<TimestampFacts>,
+}
+
+/// PAdES baseline levels (ETSI EN 319 142-1) this verifier recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum PadesLevel {
+    /// `ETSI.CAdES.detached`, ESS signing-certificate-v2 naming the signer, no signing-time
+    /// attribute, and the signature valid.
+    #[serde(rename = "B-B")]
+    BB,
+    /// B-B plus a valid signature timestamp over the signature value.
+    #[serde(rename = "B-T")]
+    BT,
+}
+
+impl PadesLevel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PadesLevel::BB => "B-B",
+            PadesLevel::BT => "B-T",
+        }
+    }
 }
 
 impl FoundStamp {
@@ -43,7 +69,16 @@ pub fn verify(pdf: &[u8], issuer_certs: Option<&[Vec<u8>]>) -> Result<Vec<FoundS
     let mut digests: HashMap<[usize; 4], [u8; 32]> = HashMap::new();
     let stamps = loaded.signatures.iter().filter_map(|v| Some((v, v.reason.as_deref().and_then(serial_in_reason)?)));
     for (value, serial) in stamps.take(MAX_STAMPS_CHECKED) {
-        let (signature_valid, unmodified_since_stamp, certificate) = check_value(pdf, value, &mut digests);
+        let (signature_valid, unmodified_since_stamp, check) = check_value(pdf, value, &mut digests);
+        let certificate = check.as_ref().and_then(|c| c.signer_certificate.clone());
+        let timestamp = check.as_ref().and_then(|c| c.timestamp.clone());
+        let cades = value.sub_filter.as_deref() == Some(b"ETSI.CAdES.detached".as_slice())
+            && check.as_ref().is_some_and(|c| c.cades_baseline);
+        let level = match (signature_valid && cades, &timestamp) {
+            (false, _) => None,
+            (true, Some(t)) if t.valid => Some(PadesLevel::BT),
+            (true, _) => Some(PadesLevel::BB),
+        };
         let issuer_trusted = issuer_certs.map(|certs| {
             certificate.as_ref().is_some_and(|c| certs.iter().any(|trusted| trusted == c))
         });
@@ -53,6 +88,8 @@ pub fn verify(pdf: &[u8], issuer_certs: Option<&[Vec<u8>]>) -> Result<Vec<FoundS
             unmodified_since_stamp,
             issuer_trusted,
             signed_at: value.signing_time.as_deref().and_then(parse_pdf_date),
+            level,
+            timestamp,
         });
     }
     Ok(found)
@@ -72,7 +109,7 @@ pub(crate) fn finds_own_signature(pdf: &[u8], serial: &str, byte_range: [usize; 
     })
 }
 
-fn check_value(pdf: &[u8], value: &SignatureValue, digests: &mut HashMap<[usize; 4], [u8; 32]>) -> (bool, bool, Option<Vec<u8>>) {
+fn check_value(pdf: &[u8], value: &SignatureValue, digests: &mut HashMap<[usize; 4], [u8; 32]>) -> (bool, bool, Option<cms::CmsCheck>) {
     let (Some(range), Some(contents)) = (value.byte_range.as_deref(), value.contents.as_deref()) else {
         return (false, false, None);
     };
@@ -100,7 +137,7 @@ fn check_value(pdf: &[u8], value: &SignatureValue, digests: &mut HashMap<[usize;
     let check = cms::verify_detached(contents, &digest);
     let valid = check.valid && gap_is_contents && ends_revision;
     let whole_file = end == pdf.len() || pdf.get(end..).is_some_and(|rest| rest.iter().all(u8::is_ascii_whitespace));
-    (valid, valid && whole_file, check.signer_certificate)
+    (valid, valid && whole_file, Some(check))
 }
 
 /// Whether the bytes up to `end` close a revision: `%%EOF` and at most an end-of-line.

@@ -17,6 +17,9 @@ pub enum StorageError {
     TooLarge { limit: usize },
     #[error("object does not exist")]
     Missing,
+    /// A write-once object already holds other bytes than the ones being written.
+    #[error("object already exists with other content")]
+    Conflict,
 }
 
 impl<E, R> From<SdkError<E, R>> for StorageError
@@ -65,7 +68,9 @@ impl DocumentStore {
         &self.bucket
     }
 
-    /// A presigned PUT of a PDF to `key`.
+    /// A presigned PUT of a PDF to `key`, usable once: it signs `If-None-Match: *`, so S3 refuses
+    /// (412) any PUT once the object exists. A second upload can neither replace the file being
+    /// stamped nor trigger a second run on other bytes. The client sends exactly `headers`.
     pub async fn presign_upload(&self, key: &str, expires_in: Duration) -> Result<PresignedRequest, StorageError> {
         let presigned = self
             .client
@@ -73,12 +78,16 @@ impl DocumentStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(PDF_CONTENT_TYPE)
+            .if_none_match("*")
             .presigned(PresigningConfig::expires_in(expires_in).map_err(|e| StorageError::S3(Box::new(e)))?)
             .await?;
         Ok(PresignedRequest {
             method: presigned.method().to_owned(),
             url: presigned.uri().to_owned(),
-            headers: vec![("content-type".to_owned(), PDF_CONTENT_TYPE.to_owned())],
+            headers: vec![
+                ("content-type".to_owned(), PDF_CONTENT_TYPE.to_owned()),
+                ("if-none-match".to_owned(), "*".to_owned()),
+            ],
         })
     }
 
@@ -115,7 +124,8 @@ impl DocumentStore {
         Ok(bytes)
     }
 
-    /// Writes a PDF. Writing the same bytes again is harmless, which makes retries safe.
+    /// Writes a PDF, replacing whatever is at `key` (tools and tests; the stamp function writes
+    /// with [`Self::write_pdf_once`]).
     pub async fn write_pdf(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
         self.client
             .put_object()
@@ -126,6 +136,36 @@ impl DocumentStore {
             .send()
             .await?;
         Ok(())
+    }
+
+    /// Writes a PDF once: the put is conditional on the key being free (`If-None-Match: *`), so
+    /// a run that loses a race can never overwrite the bytes another run wrote. When the key is
+    /// taken, the bytes there are compared with `bytes` (compare-and-keep): identical (a retry of
+    /// the same reservation, which stamps identical bytes) is success; anything else is
+    /// [`StorageError::Conflict`] and the existing object stays.
+    pub async fn write_pdf_once(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(PDF_CONTENT_TYPE)
+            .if_none_match("*")
+            .body(ByteStream::from(bytes.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                let existing = self.read_limited(key, bytes.len()).await;
+                match existing {
+                    Ok(existing) if existing == bytes => Ok(()),
+                    Ok(_) | Err(StorageError::TooLarge { .. }) => Err(StorageError::Conflict),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
