@@ -129,7 +129,8 @@ def stack_env(stack_dir: Path) -> dict[str, str]:
 def audit(binary: Path, env_extra: dict[str, str], gateway_url: str | None, out: Path, log) -> dict:
     help_text = subprocess.run([str(binary), "audit", "--help"], capture_output=True, text=True).stdout
     args = [str(binary), "audit", "--json"]
-    cross_check = bool(gateway_url) and "--gateway-url" in help_text
+    # The cross-check asks the gateway with the server key; without one it is not attempted.
+    cross_check = bool(gateway_url) and "--gateway-url" in help_text and bool(os.environ.get("EMETERAI_MIDTRANS_SERVER_KEY"))
     if cross_check:
         args += ["--gateway-url", gateway_url]
     env = {**os.environ, **env_extra}

@@ -9,7 +9,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use emeterai::audit::{Audit, AuditReport, Progress};
+use emeterai::audit::{Audit, AuditReport, GatewayCheck, Progress};
+use emeterai::config::Secret;
 use emeterai::storage::DocumentStore;
 
 use crate::{Failure, Outcome};
@@ -20,6 +21,10 @@ pub struct AuditArgs {
     /// Parallel scan segments (DynamoDB `Scan` `TotalSegments`).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     segments: u32,
+    /// Also checks every invoice against the payment gateway's own record (Midtrans' Core API
+    /// base URL, or the local simulator's); the server key from EMETERAI_MIDTRANS_SERVER_KEY.
+    #[arg(long, value_name = "URL")]
+    gateway_url: Option<String>,
     /// Prints one JSON report instead of one line per violation.
     #[arg(long)]
     json: bool,
@@ -32,6 +37,17 @@ fn env(name: &str) -> Option<String> {
 pub fn run(args: AuditArgs) -> Result<Outcome, Failure> {
     let table = env("EMETERAI_TABLE").ok_or_else(|| Failure("environment variable EMETERAI_TABLE is required".into()))?;
     let bucket = env("EMETERAI_BUCKET");
+    let gateway = match &args.gateway_url {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Failure(format!("--gateway-url must be an http(s) URL, not {url:?}")));
+            }
+            let key = env("EMETERAI_MIDTRANS_SERVER_KEY")
+                .ok_or_else(|| Failure("--gateway-url needs the server key in EMETERAI_MIDTRANS_SERVER_KEY".into()))?;
+            Some(GatewayCheck::new(url, Secret::new(key))?)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let started = Instant::now();
     let progress = Arc::new(Progress::default());
@@ -40,6 +56,9 @@ pub fn run(args: AuditArgs) -> Result<Outcome, Failure> {
         let mut audit = Audit::from_sdk_config(&aws, &table).with_segments(args.segments);
         if let Some(bucket) = &bucket {
             audit = audit.with_store(&DocumentStore::from_sdk_config(&aws, bucket));
+        }
+        if let Some(gateway) = gateway {
+            audit = audit.with_gateway(gateway);
         }
         let ticker = tokio::spawn(report_progress(progress.clone(), started));
         let report = audit.run(progress.clone()).await;
@@ -51,7 +70,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome, Failure> {
     let seconds = elapsed.as_secs_f64().max(1e-3);
     eprintln!(
         "audit: {} items in {:.2} s ({:.0} items/s) with {} segments: {} accounts, {} invoices, {} ledger entries, \
-         {} documents ({} stamped), {} serials, {} objects hashed; {} violation(s)",
+         {} documents ({} stamped), {} serials, {} objects hashed{}; {} violation(s)",
         report.items_scanned,
         seconds,
         report.items_scanned as f64 / seconds,
@@ -63,6 +82,12 @@ pub fn run(args: AuditArgs) -> Result<Outcome, Failure> {
         report.stamped_documents,
         report.serials,
         report.objects_checked,
+        report.gateway.as_ref().map_or_else(String::new, |g| format!(
+            ", {} orders checked at the gateway ({}), {} paid but neither credited nor refunded",
+            g.orders_checked,
+            g.orders_listed.map_or_else(|| "it lists no orders".to_owned(), |n| format!("{n} listed")),
+            g.paid_not_credited
+        )),
         report.violations.len(),
     );
     Ok(if report.holds() { Outcome::Success } else { Outcome::Violated })
@@ -75,10 +100,11 @@ async fn report_progress(progress: Arc<Progress>, started: Instant) {
         tick.tick().await;
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         eprintln!(
-            "audit: {} items scanned ({:.0}/s), {} objects hashed",
+            "audit: {} items scanned ({:.0}/s), {} objects hashed, {} orders checked at the gateway",
             progress.items(),
             progress.items() as f64 / seconds,
-            progress.objects_checked()
+            progress.objects_checked(),
+            progress.orders_checked()
         );
     }
 }

@@ -534,6 +534,8 @@ fn router(state: Arc<SimState>) -> Router {
         .merge(api)
         .route("/snap/v4/redirection/{token}", get(payment_page))
         .route("/snap/v4/redirection/{token}/pay", post(pay_from_page))
+        // The audit's listing stays up through a simulated outage: it is not Midtrans' API.
+        .route("/local/v1/orders", get(list_orders))
         .fallback(|| async { midtrans_error(StatusCode::NOT_FOUND, "The requested resource is not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -710,6 +712,38 @@ async fn transaction_status(State(state): State<Arc<SimState>>, headers: HeaderM
         Some(t) => axum::Json(transaction_json(t, &state.server_key, "Success, transaction is found")).into_response(),
         None => midtrans_error(StatusCode::NOT_FOUND, "Transaction doesn't exist."),
     }
+}
+
+/// Most orders one listing page returns.
+const MAX_LISTED: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /local/v1/orders?after=ORDER&limit=N` (simulator only; Midtrans has no such API): every
+/// order in order-id order, as the status API reports each, so `emeterai audit --gateway-url`
+/// finds orders the ledger has never heard of.
+async fn list_orders(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let limit = query.limit.unwrap_or(MAX_LISTED).clamp(1, MAX_LISTED);
+    let transactions = state.transactions();
+    let mut ids: Vec<&String> =
+        transactions.keys().filter(|id| query.after.as_ref().is_none_or(|after| id.as_str() > after.as_str())).collect();
+    ids.sort();
+    ids.truncate(limit);
+    let orders: Vec<Value> =
+        ids.iter().filter_map(|id| transactions.get(*id)).map(|t| transaction_json(t, &state.server_key, "listed")).collect();
+    let next_after = (ids.len() == limit).then(|| ids.last().map(|id| (*id).clone())).flatten();
+    axum::Json(json!({"orders": orders, "next_after": next_after})).into_response()
 }
 
 async fn refund(

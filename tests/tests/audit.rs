@@ -8,7 +8,8 @@ use std::process::Command;
 use aws_sdk_dynamodb::types::AttributeValue;
 use emeterai::handlers::stamp::Outcome;
 use emeterai_local::provision::clients_from_env;
-use emeterai_tests::{TestApp, cli_binary, fixture, request, spawn_app};
+use emeterai_local::midtrans_sim::{MidtransSim, PayRequest};
+use emeterai_tests::{Gateway, SERVER_KEY, TestApp, cli_binary, fixture, request, spawn_app, spawn_app_with};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -293,4 +294,112 @@ async fn other_failures_exit_1_and_print_no_verdict() {
     assert_eq!(bad.code, Some(1), "{}", bad.stderr);
     // An empty table holds.
     assert_eq!(audit_with(&app.table, Some(&app.bucket), &[]).code, Some(0));
+}
+
+fn audit_against_gateway(app: &TestApp, gateway_url: &str, json: bool) -> Audited {
+    let mut cmd = Command::new(cli_binary());
+    cmd.arg("audit").args(["--gateway-url", gateway_url]).env("EMETERAI_TABLE", &app.table).env_remove("EMETERAI_BUCKET");
+    cmd.env("EMETERAI_MIDTRANS_SERVER_KEY", SERVER_KEY);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("emeterai runs");
+    Audited {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("utf-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn pay_at(sim: &MidtransSim, app: &TestApp, invoice: &Value, deliver: bool) {
+    let order = invoice["order_id"].as_str().expect("order");
+    let paid = sim.pay(order, &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
+    if deliver {
+        assert_eq!(app.notify_raw(&paid.notification.to_string()).await.status, 200);
+    }
+}
+
+/// The cross-check with the payment gateway (issue 11): a ledger built through the simulator
+/// holds; then money taken for an order whose notifications were all lost, money taken for an
+/// order the ledger never opened, a credit the gateway never settled and a refund made at the
+/// gateway behind the ledger's back are each named, and counted when money is held uncredited.
+// The simulator runs in this process: the blocking `emeterai` call must leave it a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_cross_check_names_every_disagreement_with_the_simulator() {
+    let sim = MidtransSim::start(SERVER_KEY, None).await.expect("simulator");
+    let app = spawn_app_with(Gateway::At(sim.base_url().to_owned()), &[]).await;
+    let kept = app.buy("alice", 2).await;
+    pay_at(&sim, &app, &kept, true).await;
+    let refunded = app.buy("alice", 1).await;
+    pay_at(&sim, &app, &refunded, true).await;
+    let path = format!("/v1/invoices/{}/refund", id_of(&refunded));
+    let r = app.call(request(Method::POST, &path, Some("alice"), None)).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    app.buy("bob", 1).await;
+
+    let healthy = audit_against_gateway(&app, sim.base_url(), true);
+    assert_eq!(healthy.code, Some(0), "stdout:\n{}\nstderr:\n{}", healthy.stdout, healthy.stderr);
+    let report: Value = serde_json::from_str(&healthy.stdout).expect("one JSON report");
+    assert_eq!(report["gateway"]["orders_checked"], json!(3), "{report}");
+    assert_eq!(report["gateway"]["orders_listed"], json!(3), "{report}");
+    assert_eq!(report["gateway"]["paid_not_credited"], json!(0), "{report}");
+
+    // Paid at the gateway, every notification lost, the sweep not run yet.
+    let lost = app.buy("carol", 1).await;
+    pay_at(&sim, &app, &lost, false).await;
+    // Credited by a notification the gateway never sent (its record says pending).
+    let forged = app.buy("dave", 1).await;
+    assert_eq!(app.notify(forged["order_id"].as_str().expect("order"), "settlement", "10000.00").await.status, 200);
+    // Refunded at the gateway by someone else (the ledger asked for no refund of this invoice).
+    let http = reqwest::Client::new();
+    let behind_our_back = http
+        .post(format!("{}/v2/{}/refund", sim.base_url(), kept["order_id"].as_str().expect("order")))
+        .basic_auth(SERVER_KEY, Some(""))
+        .json(&json!({"refund_key": "manual-1", "amount": 10000}))
+        .send()
+        .await
+        .expect("refund");
+    assert!(behind_our_back.status().is_success());
+    // An order the ledger never opened, settled at the gateway.
+    let stranger = "EMT-7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
+    let created = http
+        .post(format!("{}/snap/v1/transactions", sim.base_url()))
+        .basic_auth(SERVER_KEY, Some(""))
+        .json(&json!({"transaction_details": {"order_id": stranger, "gross_amount": 10000}}))
+        .send()
+        .await
+        .expect("snap");
+    assert!(created.status().is_success(), "{:?}", created.text().await);
+    sim.pay(stranger, &PayRequest { deliveries: 0, ..PayRequest::default() }).await.expect("pay");
+
+    let out = audit_against_gateway(&app, sim.base_url(), false);
+    let line = out.names("gateway", &format!("invoice {}", id_of(&lost)));
+    assert!(line.contains("the gateway took Rp 10000.00") && line.contains("PENDING: neither credited nor refunded"), "{line}");
+    let line = out.names("gateway", &format!("invoice {}", id_of(&forged)));
+    assert!(line.contains("PAID (credited) but the gateway reports transaction_status pending"), "{line}");
+    let line = out.names("gateway", &format!("invoice {}", id_of(&kept)));
+    assert!(line.contains("the gateway refunded Rp 10000 but the ledger has no refund"), "{line}");
+    let line = out.names("gateway", &format!("order {stranger}"));
+    assert!(line.contains("the ledger has no invoice for it"), "{line}");
+    assert_eq!(out.lines().len(), 4, "nothing else disagrees:\n{}", out.stdout);
+    assert!(out.stderr.contains("2 paid but neither credited nor refunded"), "{}", out.stderr);
+
+    // The ledger by itself still holds: these are disagreements only the gateway can show.
+    assert_eq!(audit_with(&app.table, None, &[]).code, Some(0));
+    // The sweep reconciles the lost notification: that order stops being reported.
+    app.sweep.run(chrono::Utc::now() + chrono::Duration::hours(1)).await;
+    let after = audit_against_gateway(&app, sim.base_url(), false);
+    assert!(!after.stdout.contains(&id_of(&lost)), "reconciled, yet:\n{}", after.stdout);
+    assert_eq!(after.lines().len(), 3, "{}", after.stdout);
+}
+
+// The simulator runs in this process: the blocking `emeterai` call must leave it a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_gateway_fails_the_audit_instead_of_passing_it() {
+    let app = spawn_app().await;
+    app.buy("alice", 1).await;
+    let out = audit_against_gateway(&app, &emeterai_tests::unreachable_url(), false);
+    assert_eq!(out.code, Some(1), "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("asking the payment gateway about EMT-"), "{}", out.stderr);
 }

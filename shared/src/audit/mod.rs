@@ -8,6 +8,7 @@
 //!
 //! The operator's tool, not a hot path: this is the one place that scans the table.
 
+mod gateway;
 mod tally;
 
 use std::sync::Arc;
@@ -19,13 +20,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+pub use gateway::{GatewayCheck, GatewayReport};
 pub use tally::{Rule, Violation};
 use tally::{Fact, Tally};
 
 /// The attributes the checks read; everything else stays in DynamoDB.
 const PROJECTED: &[&str] = &[
     "pk", "sk", "kind", "units", "invoice_id", "document_id", "available", "pending", "credited", "consumed",
-    "refunded", "account", "status", "quantity", "used", "remaining", "serial", "sha256", "document_sha256",
+    "refunded", "account", "status", "quantity", "used", "remaining", "serial", "sha256", "document_sha256", "amount",
+    "refund",
 ];
 
 /// How many stamped objects are read at the same time.
@@ -41,6 +44,8 @@ pub struct Progress {
     pub pages: AtomicU64,
     pub segments_done: AtomicU64,
     pub objects_checked: AtomicU64,
+    /// Orders asked about at the payment gateway.
+    pub orders_checked: AtomicU64,
 }
 
 impl Progress {
@@ -49,6 +54,9 @@ impl Progress {
     }
     pub fn objects_checked(&self) -> u64 {
         self.objects_checked.load(Ordering::Relaxed)
+    }
+    pub fn orders_checked(&self) -> u64 {
+        self.orders_checked.load(Ordering::Relaxed)
     }
 }
 
@@ -66,6 +74,8 @@ pub struct AuditReport {
     pub stamped_documents: u64,
     pub serials: u64,
     pub objects_checked: u64,
+    /// The cross-check with the payment gateway, when one was given.
+    pub gateway: Option<GatewayReport>,
     pub violations: Vec<Violation>,
 }
 
@@ -81,6 +91,8 @@ pub enum AuditError {
     Scan { table: String, reason: String },
     #[error("reading {key} from bucket {bucket} failed: {reason}")]
     Object { bucket: String, key: String, reason: String },
+    #[error("asking the payment gateway about {order} failed: {reason}")]
+    Gateway { order: String, reason: String },
     #[error("an audit task failed: {0}")]
     Task(String),
 }
@@ -91,12 +103,13 @@ pub struct Audit {
     dynamodb: Client,
     table: String,
     bucket: Option<(aws_sdk_s3::Client, String)>,
+    gateway: Option<GatewayCheck>,
     segments: u32,
 }
 
 impl Audit {
     pub fn new(dynamodb: Client, table: impl Into<String>) -> Self {
-        Self { dynamodb, table: table.into(), bucket: None, segments: 4 }
+        Self { dynamodb, table: table.into(), bucket: None, gateway: None, segments: 4 }
     }
 
     /// The audit of `table` with this environment's DynamoDB endpoint and credentials.
@@ -112,6 +125,12 @@ impl Audit {
     /// Also checks each STAMPED document's stamped object against the registry's SHA-256.
     pub fn with_bucket(mut self, s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         self.bucket = Some((s3, bucket.into()));
+        self
+    }
+
+    /// Also checks every invoice against the payment gateway's record of its order.
+    pub fn with_gateway(mut self, gateway: GatewayCheck) -> Self {
+        self.gateway = Some(gateway);
         self
     }
 
@@ -146,6 +165,12 @@ impl Audit {
             objects_checked = checked;
             violations.extend(found);
         }
+        let mut gateway = None;
+        if let Some(check) = &self.gateway {
+            let (report, found) = check.run(tally.ledger_invoices(), &progress).await?;
+            gateway = Some(report);
+            violations.extend(found);
+        }
         violations.sort();
         violations.dedup();
         let counts = tally.counts();
@@ -161,6 +186,7 @@ impl Audit {
             stamped_documents: counts.stamped_documents,
             serials: counts.serials,
             objects_checked,
+            gateway,
             violations,
         })
     }

@@ -40,6 +40,10 @@ pub enum Rule {
     SerialTwice,
     /// A stamped object missing or whose SHA-256 differs from the registry's.
     Object,
+    /// The ledger and the payment gateway's own record disagree: money the gateway took that is
+    /// neither credited nor refunded, a credit the gateway never settled, a different amount, or
+    /// a refund the two sides see differently.
+    Gateway,
 }
 
 impl Rule {
@@ -56,6 +60,7 @@ impl Rule {
             Self::Serial => "serial",
             Self::SerialTwice => "serial_twice",
             Self::Object => "object",
+            Self::Gateway => "gateway",
         }
     }
 }
@@ -98,6 +103,25 @@ pub(crate) struct InvoiceSeen {
     used: i64,
     remaining: i64,
     refunded: i64,
+    /// What the invoice costs (rupiah); absent only in a malformed item.
+    amount: Option<i64>,
+    refund: Option<RefundSeen>,
+}
+
+/// An invoice's refund as the ledger records it.
+#[derive(Debug, Clone)]
+pub(crate) struct RefundSeen {
+    pub amount: i64,
+    pub status: Box<str>,
+}
+
+/// What the gateway cross-check needs of one invoice.
+#[derive(Debug, Clone)]
+pub(crate) struct LedgerInvoice {
+    pub invoice_id: Box<str>,
+    pub status: Box<str>,
+    pub amount: Option<i64>,
+    pub refund: Option<RefundSeen>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +178,15 @@ fn required(item: &Item, attr: &str) -> Result<i64, String> {
 
 fn required_text(item: &Item, attr: &str) -> Result<Box<str>, String> {
     boxed(item, attr).ok_or_else(|| format!("attribute {attr} is missing or not a string"))
+}
+
+/// The invoice's `refund` map: `Ok(None)` when it has none.
+fn refund_of(item: &Item) -> Result<Option<RefundSeen>, String> {
+    let Some(value) = item.get("refund") else { return Ok(None) };
+    let AttributeValue::M(refund) = value else { return Err("attribute refund is not a map".into()) };
+    let amount = number(refund, "amount")?.ok_or_else(|| "attribute refund.amount is missing".to_owned())?;
+    let status = boxed(refund, "status").ok_or_else(|| "attribute refund.status is missing".to_owned())?;
+    Ok(Some(RefundSeen { amount, status }))
 }
 
 impl Fact {
@@ -217,6 +250,8 @@ impl Fact {
                     used: required(item, "used")?,
                     remaining: required(item, "remaining")?,
                     refunded: required(item, "refunded")?,
+                    amount: number(item, "amount")?,
+                    refund: refund_of(item)?,
                 })
             };
             return match read() {
@@ -619,6 +654,25 @@ impl Tally {
 
     /// The stamped objects to hash: each STAMPED document's, with the SHA-256 the registry holds
     /// (or the document's own when the registry has none; that is reported already).
+    /// Every invoice the table holds, for the cross-check with the gateway's record.
+    pub(crate) fn ledger_invoices(&self) -> Vec<LedgerInvoice> {
+        let mut out: Vec<LedgerInvoice> = self
+            .invoices
+            .iter()
+            .filter_map(|(id, i)| {
+                let seen = i.seen.as_ref()?;
+                Some(LedgerInvoice {
+                    invoice_id: id.clone(),
+                    status: seen.status.clone(),
+                    amount: seen.amount,
+                    refund: seen.refund.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.invoice_id.cmp(&b.invoice_id));
+        out
+    }
+
     pub(crate) fn stamped_objects(&self) -> Vec<StampedObject> {
         let mut objects = Vec::new();
         for (id, d) in &self.documents {
