@@ -94,6 +94,11 @@ fn shown(amount: Option<&str>) -> String {
 
 const CREDITED: [&str; 2] = ["PAID", "REFUNDED"];
 
+/// Whether the gateway took money for the invoice's order that the ledger has not credited.
+fn holds_uncredited_money(invoice: &LedgerInvoice, record: Option<&GatewayRecord>) -> bool {
+    record.is_some_and(GatewayRecord::took_money) && !CREDITED.contains(&&*invoice.status)
+}
+
 /// The ledger's invoice against the gateway's record of its order (`None`: never seen there).
 pub(crate) fn judge(invoice: &LedgerInvoice, record: Option<&GatewayRecord>) -> Vec<Violation> {
     let subject = format!("invoice {}", invoice.invoice_id);
@@ -107,7 +112,7 @@ pub(crate) fn judge(invoice: &LedgerInvoice, record: Option<&GatewayRecord>) -> 
         return out;
     };
     let took = record.took_money();
-    if took && !credited {
+    if holds_uncredited_money(invoice, Some(record)) {
         out.push(violation(format!(
             "the gateway took {} (transaction_status {}) but the invoice is {}: neither credited nor refunded",
             shown(record.gross_amount.as_deref()),
@@ -239,19 +244,23 @@ impl GatewayCheck {
                 let check = self.clone();
                 running.spawn(async move {
                     let Ok(id) = InvoiceId::parse(&invoice.invoice_id) else {
-                        return Ok(vec![Violation::new(
-                            Rule::Malformed,
-                            format!("invoice {}", invoice.invoice_id),
-                            "an invoice id that names no gateway order",
-                        )]);
+                        return Ok((
+                            vec![Violation::new(
+                                Rule::Malformed,
+                                format!("invoice {}", invoice.invoice_id),
+                                "an invoice id that names no gateway order",
+                            )],
+                            false,
+                        ));
                     };
                     let record = check.record(&id.order_id()).await?;
-                    Ok::<_, AuditError>(judge(&invoice, record.as_ref()))
+                    let uncredited = holds_uncredited_money(&invoice, record.as_ref());
+                    Ok::<_, AuditError>((judge(&invoice, record.as_ref()), uncredited))
                 });
             }
             let Some(done) = running.join_next().await else { break };
-            let found = done.map_err(|e| AuditError::Task(e.to_string()))??;
-            report.paid_not_credited += found.iter().filter(|v| v.detail.contains("neither credited nor refunded")).count() as u64;
+            let (found, uncredited) = done.map_err(|e| AuditError::Task(e.to_string()))??;
+            report.paid_not_credited += u64::from(uncredited);
             violations.extend(found);
             report.orders_checked += 1;
             progress.orders_checked.fetch_add(1, Ordering::Relaxed);
