@@ -161,6 +161,10 @@ start_seaweedfs() {
     local ports admin_pair
     mapfile -t ports < <(free_ports 7)
     read -r -a admin_pair < <(free_port_pair_10000)
+    # Every test makes its own bucket, and SeaweedFS gives each bucket (a "collection") its own
+    # volumes. Left to itself it caps the volume count by free disk / volume size, which on a small
+    # disk is about 26 buckets, after which every PUT fails 500 "no free volumes left". Volumes are
+    # sparse files, so a high cap with small volumes costs nothing.
     # weed reads notification.toml from its working directory; an empty file means no notifications.
     : >"$state/weed-config/notification.toml"
     if [[ -n "$webhook" ]]; then
@@ -181,6 +185,7 @@ TOML
         AWS_SECRET_ACCESS_KEY="$EMETERAI_TEST_SECRET_KEY" exec "$(weed_bin)" mini \
         -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
         -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+        -volume.max=5000 -master.volumeSizeLimitMB=16 \
         -s3.port="$s3_port" -s3.port.grpc="${ports[0]}" \
         -master.port="${ports[1]}" -master.port.grpc="${ports[2]}" \
         -volume.port="${ports[3]}" -volume.port.grpc="${ports[4]}" \
