@@ -119,10 +119,16 @@ impl StampService {
         let Some(raw_key) = record.s3.object.key.as_deref() else { return Ok(Outcome::Ignored) };
         let key = url_decode_key(raw_key);
         let size = record.s3.object.size.and_then(|s| u64::try_from(s).ok());
-        match record.s3.bucket.name.as_deref() {
-            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &key, size).await,
-            _ => self.process_in(&self.store, &key, size).await,
+        let outcome = match record.s3.bucket.name.as_deref() {
+            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &key, size).await?,
+            _ => self.process_in(&self.store, &key, size).await?,
+        };
+        match &outcome {
+            Outcome::Stamped { .. } => crate::telemetry::record::stamp_issued(),
+            Outcome::Rejected { code } => crate::telemetry::record::rejection(code),
+            Outcome::AlreadyFinal | Outcome::Ignored => {}
         }
+        Ok(outcome)
     }
 
     /// Processes the object at `key` (already URL-decoded) of `size` bytes (from the event).
