@@ -7,8 +7,11 @@ From summary.json (Locust's per-step request counts and the journal's counts): H
 Lambda invocations per function per journey, S3 requests (presigned uploads and downloads the
 clients send, plus the stamp function's read of the upload and write of the result), KMS Sign
 calls (one per stamp on AWS). From dynamodb_counts.json, when the run had the counting proxy in
-front of DynamoDB Local (drill/dynamodb_counter.py): DynamoDB requests per journey by operation,
-the items of the transactions, and write/read capacity units at the sizes seen.
+front of DynamoDB Local (drill/dynamodb_counter.py, DRILL_DYNAMODB_COUNTS=its --out file for
+drill.py): DynamoDB requests per journey by operation, the items of the transactions, and write/read
+capacity units at the sizes seen. By default the counts at the end of the load are used: the settle
+phase afterwards adds the sweeps forward in time (expiry, refunds of unused units) and the drill's
+own reads of every invoice (GET /v1/invoices/{id}), which are not an applicant's.
 
 The per-journey figures are for the drill's mix (5% never pay, 10% lost notifications, 20%
 invalid/oversized/re-uploaded letters, 15% refunds, a sweep every 5 s): not a minimal journey.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +33,34 @@ CHECKOUT_FUNCTION_STEPS = ("checkout", "checkout (retry, same key)", "payment li
 # The stamp function per stored upload: GetObject of incoming/, PutObject of stamped/ (a rejected
 # letter: the read alone). Its DynamoDB requests come from the counting proxy.
 STAMP_S3_PER_STAMPED = {"GetObject": 1, "PutObject": 1}
+
+
+# template.yaml's MemorySize per function (Globals 128 MB; the stamp function 256 MB).
+MEMORY_MB = {"checkout": 128, "payment-webhook": 128, "stamp": 256, "refund": 128}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GATEWAY_REQUEST = re.compile(r"\bfunction=(?P<function>[\w-]+).*?\bms=(?P<ms>\d+)")
+
+
+def invocation_durations(gateway_log: Path) -> dict[str, dict]:
+    """Per function, the local gateway's time for each HTTP invocation it logged (its `request`
+    lines: routing through cargo lambda watch included, so an upper bound of Lambda's billed
+    duration on this machine), and the GB-seconds of the median at the template's memory size."""
+    durations: dict[str, list[int]] = {}
+    for line in gateway_log.read_text(errors="replace").splitlines():
+        line = ANSI.sub("", line)
+        if " request" not in line:
+            continue
+        m = GATEWAY_REQUEST.search(line)
+        if m:
+            durations.setdefault(m["function"], []).append(int(m["ms"]))
+    out = {}
+    for function, ms in sorted(durations.items()):
+        ms.sort()
+        median = ms[len(ms) // 2]
+        out[function] = {"invocations": len(ms), "median_ms": median, "p90_ms": ms[int(len(ms) * 0.9)],
+                         "memory_mb": MEMORY_MB.get(function),
+                         "gb_s_at_median": round(MEMORY_MB.get(function, 128) / 1024 * median / 1000, 6)}
+    return out
 
 
 def per(total: float, journeys: int) -> float:
@@ -66,7 +98,9 @@ def capacity_units(counts: dict, journeys: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a drill output folder (holding summary.json)")
-    parser.add_argument("--dynamodb-counts", help="dynamodb_counter.py's JSON (default: RUN/dynamodb_counts.json)")
+    parser.add_argument("--dynamodb-counts", help="dynamodb_counter.py's JSON (default: RUN/dynamodb_counts_load.json, "
+                                                  "the counts at the end of the load, else RUN/dynamodb_counts.json)")
+    parser.add_argument("--gateway-log", help="the local stack's gateway.log: HTTP invocation durations per function")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     run = Path(args.run)
@@ -119,13 +153,17 @@ def main() -> int:
         figures["lambda_invocations_per_journey"].pop(
             "payment-webhook (checkout's count of /dev/pay deliveries is in the journal)")
         figures["lambda_invocations_per_journey"]["payment-webhook (settlement deliveries)"] = per(deliveries, journeys)
-    counts_path = Path(args.dynamodb_counts) if args.dynamodb_counts else run / "dynamodb_counts.json"
+    counts_path = Path(args.dynamodb_counts) if args.dynamodb_counts else next(
+        (p for p in (run / "dynamodb_counts_load.json", run / "dynamodb_counts.json") if p.exists()),
+        run / "dynamodb_counts.json")
     if counts_path.exists():
         figures["dynamodb"] = capacity_units(json.loads(counts_path.read_text()), journeys)
         figures["dynamodb"]["per_stamped_document"] = {
             "write_units": per(figures["dynamodb"]["write_units_per_journey"] * journeys, stamped),
             "read_units": per(figures["dynamodb"]["read_units_per_journey"] * journeys, stamped),
         }
+    if args.gateway_log:
+        figures["http_invocation_durations"] = invocation_durations(Path(args.gateway_log))
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -147,7 +185,10 @@ def main() -> int:
         print(f"  capacity units per journey: {d['write_units_per_journey']} write, {d['read_units_per_journey']} read; "
               f"per stamped document: {d['per_stamped_document']['write_units']} write, "
               f"{d['per_stamped_document']['read_units']} read")
-    else:
+    for function, d in figures.get("http_invocation_durations", {}).items():
+        print(f"http invocations of {function}: {d['invocations']}, median {d['median_ms']} ms, p90 {d['p90_ms']} ms, "
+              f"{d['gb_s_at_median']} GB-s at the median ({d['memory_mb']} MB)")
+    if "dynamodb" not in figures:
         print(f"dynamodb: no {counts_path} (run the drill with drill/dynamodb_counter.py in front of DynamoDB Local)")
     return 0
 

@@ -312,6 +312,11 @@ def main() -> int:
         faults.resume_everything(stack_dir, log)
     load_seconds = time.monotonic() - started
     load_after = os.getloadavg()
+    counts_file = os.environ.get("DRILL_DYNAMODB_COUNTS")
+    if counts_file and Path(counts_file).exists():
+        # The counting proxy's figures at the end of the load, before the settle phase's sweeps and
+        # its own invoice reads (drill/capacity.py reads both).
+        (out / "dynamodb_counts_load.json").write_text(Path(counts_file).read_text())
     cpu = cpu_used(cpu_before, cpu_after, load_seconds)
     log(f"load finished after {load_seconds:.0f} s (locust exit {runner.returncode}); load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; CPU s: "
@@ -378,6 +383,8 @@ def main() -> int:
         "passed": bool((audit_ok if audit_result.get("ran") else not local) and not paid_uncredited
                        and not settled["not_at_rest"]),
     }
+    if counts_file and Path(counts_file).exists():
+        (out / "dynamodb_counts.json").write_text(Path(counts_file).read_text())
     (out / "summary.json").write_text(json.dumps(result, indent=2))
     line = summary_line(result)
     (out / "summary.txt").write_text(line + "\n")

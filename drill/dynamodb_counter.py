@@ -10,7 +10,8 @@ exit; `drill/capacity.py` divides them by the drill's journeys.
     python drill/dynamodb_counter.py --listen 8001 --upstream 8000 --out counts.json
 
 Start the stack with EMETERAI_DYNAMODB_PORT=8000 EMETERAI_FUNCTIONS_DYNAMODB_URL=http://127.0.0.1:8001
-(scripts/run-local.sh then points the functions, and only them, at this proxy). Measurement only:
+(scripts/run-local.sh then points the functions, and only them, at this proxy), and run the drill
+with DRILL_DYNAMODB_COUNTS=counts.json (it keeps a copy taken at the end of the load). Measurement only:
 the proxy adds a hop and Python's CPU to every request, so throughput is measured without it.
 """
 
