@@ -74,7 +74,9 @@ impl Emf {
         total
     }
 
-    /// Every (metric, dimensions) written, for "nothing else was counted".
+    /// Every counter (metric, dimensions) written, for "nothing else was counted". The sweep's
+    /// gauge is left out: a gauge, once set, is written with every flush of its process (on AWS
+    /// only the refund function's, which sets it every run; here the tests share one process).
     fn series(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for doc in &self.0 {
@@ -86,7 +88,7 @@ impl Emf {
                 .filter_map(Value::as_str)
                 .map(|k| format!("{k}={}", doc[k].as_str().unwrap_or("?")))
                 .collect();
-            for metric in directive["Metrics"].as_array().expect("Metrics") {
+            for metric in directive["Metrics"].as_array().expect("Metrics").iter().filter(|m| m["Name"] != names::OLDEST_DUE_AGE) {
                 out.insert(format!("{}{{{}}}", metric["Name"].as_str().unwrap_or("?"), dims.join(",")));
             }
         }
@@ -159,7 +161,7 @@ async fn a_webhook_credit_and_stamp_runs_are_counted_once_each() {
     // The duplicate notification credits nothing, and says so by counting nothing.
     let (reply, emf) = invocation(app.notify_raw(&paid.notification.to_string())).await;
     assert_eq!(reply.status, 200);
-    assert!(emf.0.is_empty(), "{emf:?}");
+    assert!(emf.series().is_empty(), "{emf:?}");
 
     // The stamp function: one stamped, one rejected (not a PDF), each with its own flush.
     let good = upload(&app, &fixture(DOC)).await;
@@ -175,7 +177,7 @@ async fn a_webhook_credit_and_stamp_runs_are_counted_once_each() {
     assert_eq!(emf.series(), set(&["Rejections{Code=not_pdf}"]));
     // Redelivered: already final, counted again nowhere.
     let (_, emf) = invocation(app.stamp.handle(stamp_event(&app, &good).await)).await;
-    assert!(emf.0.is_empty(), "{emf:?}");
+    assert!(emf.series().is_empty(), "{emf:?}");
 }
 
 #[tokio::test]
