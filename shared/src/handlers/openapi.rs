@@ -439,7 +439,7 @@ fn create_document() -> OperationBuilder {
                 "Unprocessable Content",
                 &[
                     ("page_out_of_range", "page numbers start at 1"),
-                    ("placement_out_of_bounds", "x_mm and y_mm must be finite and not negative"),
+                    ("placement_out_of_bounds", "x_mm and y_mm must be numbers from 0 to 1000000 (millimetres)"),
                 ],
             ),
             internal(),
