@@ -135,8 +135,10 @@ fn sweep_event(at: DateTime<Utc>) -> LambdaEvent<EventBridgeEvent> {
 }
 
 async fn stamp_event(app: &TestApp, key: &str) -> LambdaEvent<aws_lambda_events::event::s3::S3Event> {
-    let size = app.s3.head_object().bucket(&app.bucket).key(key).send().await.ok().and_then(|h| h.content_length()).unwrap_or(0);
-    LambdaEvent::new(serde_json::from_value(s3_put_event(&app.bucket, key, size)).expect("S3 event"), Context::default())
+    let head = app.s3.head_object().bucket(&app.bucket).key(key).send().await.ok();
+    let size = head.as_ref().and_then(|h| h.content_length()).unwrap_or(0);
+    let etag = head.as_ref().and_then(|h| h.e_tag()).unwrap_or("0").trim_matches('"').to_owned();
+    LambdaEvent::new(serde_json::from_value(s3_put_event(&app.bucket, key, size, &etag)).expect("S3 event"), Context::default())
 }
 
 async fn upload(app: &TestApp, pdf: &[u8]) -> String {

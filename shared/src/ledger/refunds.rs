@@ -295,7 +295,7 @@ impl Ledger {
     /// The `pk`s of the items with `kind` work due at or before `now` (sparse `due` index, keys
     /// only), at most `limit` per shard, earliest first.
     pub(super) async fn due_keys(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<DueBatch<String>, LedgerError> {
-        let mut pks = Vec::new();
+        let mut shards = Vec::new();
         let mut oldest_due_at: Option<Timestamp> = None;
         for shard in 0..DUE_SHARDS {
             let out = self
@@ -309,7 +309,6 @@ impl Ledger {
                 .limit(limit)
                 .send()
                 .await?;
-            pks.extend(out.items().iter().filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned()));
             // Earliest first per shard: the first item is the shard's oldest (the index key is
             // projected with the keys, so this costs no read).
             let first_due = out.items().first().and_then(|item| item.get("due_at")).and_then(|v| v.as_s().ok()).and_then(|v| time::parse(v));
@@ -317,8 +316,20 @@ impl Ledger {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            let due: Vec<String> = out.items().iter().filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned()).collect();
+            shards.push(due.into_iter());
         }
-        Ok(DueBatch { items: pks, oldest_due_at })
+        // Earliest of every shard first, then the second of every shard, ...: a run that stops
+        // for time part-way through the list has taken the oldest work of each shard, so no
+        // shard waits behind another one's backlog.
+        let mut pks = Vec::new();
+        loop {
+            let before = pks.len();
+            pks.extend(shards.iter_mut().filter_map(Iterator::next));
+            if pks.len() == before {
+                break Ok(DueBatch { items: pks, oldest_due_at });
+            }
+        }
     }
 }
 
