@@ -115,7 +115,9 @@ def settle(host: str, journal: list[dict], log) -> dict:
 
 
 def stack_env(stack_dir: Path) -> dict[str, str]:
-    """The table, bucket and endpoints the local functions use (their env file)."""
+    """The table, bucket, endpoints and Midtrans server key the local functions use (their env
+    file). The key is the one the stack's simulator signs with, so the audit's gateway
+    cross-check can ask the simulator; it goes to the audit's environment only, never to a log."""
     env = {}
     path = stack_dir / "functions.env"
     if path.exists():
@@ -123,17 +125,19 @@ def stack_env(stack_dir: Path) -> dict[str, str]:
             if "=" in line:
                 k, v = line.split("=", 1)
                 env[k] = v
-    return {k: v for k, v in env.items() if k.startswith(("AWS_", "EMETERAI_TABLE", "EMETERAI_BUCKET"))}
+    wanted = ("AWS_", "EMETERAI_TABLE", "EMETERAI_BUCKET", "EMETERAI_MIDTRANS_SERVER_KEY")
+    return {k: v for k, v in env.items() if k.startswith(wanted)}
 
 
 def audit(binary: Path, env_extra: dict[str, str], gateway_url: str | None, out: Path, log) -> dict:
     help_text = subprocess.run([str(binary), "audit", "--help"], capture_output=True, text=True).stdout
     args = [str(binary), "audit", "--json"]
-    # The cross-check asks the gateway with the server key; without one it is not attempted.
-    cross_check = bool(gateway_url) and "--gateway-url" in help_text and bool(os.environ.get("EMETERAI_MIDTRANS_SERVER_KEY"))
+    env = {**os.environ, **env_extra}
+    # The cross-check asks the gateway with the server key (the caller's, or on a local stack the
+    # one in the functions' env file); without one it is not attempted.
+    cross_check = bool(gateway_url) and "--gateway-url" in help_text and bool(env.get("EMETERAI_MIDTRANS_SERVER_KEY"))
     if cross_check:
         args += ["--gateway-url", gateway_url]
-    env = {**os.environ, **env_extra}
     if "EMETERAI_TABLE" not in env:
         log("audit: EMETERAI_TABLE is not set; the audit was not run")
         return {"ran": False, "reason": "EMETERAI_TABLE not set"}
@@ -159,6 +163,45 @@ def audit(binary: Path, env_extra: dict[str, str], gateway_url: str | None, out:
     if done.returncode not in (0, 3):
         log(f"audit failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
     return result
+
+
+STACK_PARTS = ("gateway", "lambda", "dynamodb", "seaweedfs")
+
+
+def cpu_snapshot(stack_dir: Path, locust_pid: int | None) -> dict[str, int]:
+    """CPU clock ticks (user + system) used so far by each kind of process of the local stack
+    and by Locust, found through the stack's PID files and their descendants (by executable
+    name: `checkout`, `stamp`, `java`, `weed`, `cargo-lambda`, ...). A process that ended
+    meanwhile (an instance killed by a fault) takes its ticks with it: compare runs without
+    faults."""
+    ticks: dict[str, int] = {}
+    pids = {}
+    for part in STACK_PARTS:
+        pid = faults.read_pid(stack_dir, part)
+        if pid is not None:
+            pids[pid] = part
+            for child in faults.descendants(pid):
+                pids[child] = part
+    if locust_pid is not None:
+        pids[locust_pid] = "locust"
+        for child in faults.descendants(locust_pid):
+            pids[child] = "locust"
+    for pid, part in pids.items():
+        name = faults.executable_name(pid) or "?"
+        key = f"{part}:{name}"
+        ticks[key] = ticks.get(key, 0) + faults.cpu_ticks(pid)
+    return ticks
+
+
+def cpu_used(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, dict]:
+    """CPU seconds and share of one core per process kind between two snapshots."""
+    hz = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for key in sorted(set(before) | set(after)):
+        delta = (after.get(key, 0) - before.get(key, 0)) / hz
+        if delta > 0:
+            used[key] = {"cpu_s": round(delta, 2), "cores": round(delta / seconds, 3) if seconds else 0.0}
+    return used
 
 
 def paid_but_not_credited(states: dict[str, dict], journal: list[dict]) -> list[str]:
@@ -193,7 +236,9 @@ def summary_line(result: dict) -> str:
             f"{result['duration_s']:.0f} s = {result['journeys_per_s']:.2f} journeys/s "
             f"(journey p50/p99 {result['journey_p50_ms']}/{result['journey_p99_ms']} ms); "
             f"steps p50/p99: {steps}; errors: {errors}; expected refusals: {expected}; "
-            f"faults: {faults_text}; paid-not-credited: {len(result['paid_not_credited'])}; audit: {audit_text}")
+            f"faults: {faults_text}; paid-not-credited: {len(result['paid_not_credited'])}; audit: {audit_text}; "
+            f"load average {result['load_average']['before'][0]}->{result['load_average']['after'][0]}, "
+            f"CPU {result['cpu_s_per_journey']} s/journey")
 
 
 def main() -> int:
@@ -205,6 +250,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=float(os.environ.get("DRILL_DURATION_S", "300")))
     parser.add_argument("--baseline", type=int, default=int(os.environ.get("DRILL_BASELINE_USERS", "2")))
     parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument("--constant-users", type=int, default=0,
+                        help="instead of the deadline's shape, this many applicants for the whole duration "
+                             "(throughput measurements, BENCHMARKS.md)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--emeterai", default=os.environ.get("EMETERAI_CLI"),
                         help="the emeterai binary for the audit (default: target/release or target/debug)")
@@ -231,14 +279,18 @@ def main() -> int:
 
     journal_path = out / "journal.jsonl"
     env = {**os.environ, "DRILL_DURATION_S": str(args.duration), "DRILL_BASELINE_USERS": str(args.baseline),
-           "DRILL_LOCAL": "1" if local else "0", "DRILL_JOURNAL": str(journal_path), "PYTHONUNBUFFERED": "1"}
+           "DRILL_LOCAL": "1" if local else "0", "DRILL_JOURNAL": str(journal_path), "PYTHONUNBUFFERED": "1",
+           "DRILL_CONSTANT_USERS": str(max(0, args.constant_users))}
     locust = [str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "drill/locustfile.py"), "--headless",
               "--host", host, "--html", str(out / "report.html"), "--csv", str(out / "drill"), "--only-summary",
               "--loglevel", "WARNING", "--exit-code-on-error", "0",
               # Journeys under way when the shape ends may finish (a short drill waits less).
               "--stop-timeout", str(int(min(120, max(10, args.duration / 2))))]
+    load_before = os.getloadavg()
     started = time.monotonic()
     runner = subprocess.Popen(locust, env=env, stdout=(out / "locust.out").open("w"), stderr=subprocess.STDOUT)
+    cpu_before = cpu_snapshot(stack_dir, runner.pid) if local else {}
+    cpu_after: dict[str, int] = {}
 
     injected: list[dict] = []
     stop = threading.Event()
@@ -248,14 +300,27 @@ def main() -> int:
                                     args=(stack_dir, host, args.duration, stop, injected, log), daemon=True)
         injector.start()
     try:
-        runner.wait()
+        # The last CPU snapshot before Locust exits (an exited process's ticks are gone).
+        while runner.poll() is None:
+            if local:
+                cpu_after = cpu_snapshot(stack_dir, runner.pid)
+            time.sleep(1)
     finally:
         stop.set()
         if injector:
             injector.join(timeout=60)
         faults.resume_everything(stack_dir, log)
     load_seconds = time.monotonic() - started
-    log(f"load finished after {load_seconds:.0f} s (locust exit {runner.returncode})")
+    load_after = os.getloadavg()
+    counts_file = os.environ.get("DRILL_DYNAMODB_COUNTS")
+    if counts_file and Path(counts_file).exists():
+        # The counting proxy's figures at the end of the load, before the settle phase's sweeps and
+        # its own invoice reads (drill/capacity.py reads both).
+        (out / "dynamodb_counts_load.json").write_text(Path(counts_file).read_text())
+    cpu = cpu_used(cpu_before, cpu_after, load_seconds)
+    log(f"load finished after {load_seconds:.0f} s (locust exit {runner.returncode}); load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; CPU s: "
+        + ", ".join(f"{k} {v['cpu_s']}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]["cpu_s"])))
 
     journal = read_journal(journal_path)
     settled = {"sweeps": 0, "not_at_rest": []}
@@ -275,8 +340,9 @@ def main() -> int:
     else:
         audit_env = stack_env(stack_dir) if local else {}
         audit_result = audit(binary, audit_env, args.gateway_url if local else None, out, log)
-        if local and not audit_result.get("gateway_cross_check"):
-            log("audit ran without the gateway cross-check (`emeterai audit --gateway-url` is not in this build)")
+        if local and audit_result.get("ran") and not audit_result.get("gateway_cross_check"):
+            log("audit ran without the gateway cross-check (no simulator URL, no server key, or an "
+                "`emeterai` without --gateway-url)")
 
     stats, failures = locust_stats(out)
     steps, expected, errors = {}, {}, {}
@@ -307,12 +373,18 @@ def main() -> int:
         "journey_p50_ms": journey_p50, "journey_p99_ms": journey_p99, "steps": steps,
         "errors": errors, "expected_refusals": expected, "faults": fault_counts, "faults_detail": injected,
         "settle": settled, "paid_not_credited": paid_uncredited, "audit": audit_result,
+        # The machine is shared: the load average beside every number, and the CPU each part used.
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
+        "cpu": cpu,
+        "cpu_s_per_journey": round(sum(v["cpu_s"] for v in cpu.values()) / journeys, 4) if journeys else None,
         "journal_counts": {k: sum(1 for e in journal if e["kind"] == k) for k in {e["kind"] for e in journal}},
         # A deployment without table access is judged by the load alone; wherever the audit ran,
         # it must hold.
         "passed": bool((audit_ok if audit_result.get("ran") else not local) and not paid_uncredited
                        and not settled["not_at_rest"]),
     }
+    if counts_file and Path(counts_file).exists():
+        (out / "dynamodb_counts.json").write_text(Path(counts_file).read_text())
     (out / "summary.json").write_text(json.dumps(result, indent=2))
     line = summary_line(result)
     (out / "summary.txt").write_text(line + "\n")

@@ -20,6 +20,8 @@ Settings (environment), all optional:
                         (the local stack mints its own tokens with EMETERAI_LOCAL_JWT_SECRET)
   DRILL_JOURNAL         where the journal goes (default .local/drill/journal.jsonl)
   DRILL_SEED            seed of the random choices (default: time)
+  DRILL_CONSTANT_USERS  when > 0, this many applicants for the whole duration instead of the
+                        deadline's shape (throughput measurements)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ DURATION_S = float(os.environ.get("DRILL_DURATION_S", "60"))
 BASELINE = max(1, int(os.environ.get("DRILL_BASELINE_USERS", "2")))
 PEAK_FACTOR = float(os.environ.get("DRILL_PEAK_FACTOR", "10"))
 SPIKE_FACTOR = float(os.environ.get("DRILL_SPIKE_FACTOR", "15"))
+CONSTANT_USERS = max(0, int(os.environ.get("DRILL_CONSTANT_USERS", "0")))
 LOCAL = os.environ.get("DRILL_LOCAL", "1") == "1"
 JOURNAL = os.environ.get("DRILL_JOURNAL", ".local/drill/journal.jsonl")
 RUN_ID = os.environ.get("DRILL_RUN_ID", uuid.uuid4().hex[:8])
@@ -449,6 +452,8 @@ class DeadlineShape(LoadTestShape):
         elapsed = self.get_run_time()
         if elapsed >= DURATION_S:
             return None
+        if CONSTANT_USERS:
+            return CONSTANT_USERS + (1 if LOCAL else 0), max(5, CONSTANT_USERS / 2)
         for end, multiple, rate in self.stages:
             if elapsed < end * DURATION_S:
                 # +1: the Sweeper (fixed_count) counts among the users.

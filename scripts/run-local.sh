@@ -6,7 +6,9 @@
 # Settings (environment): EMETERAI_PORT (gateway, 3000), EMETERAI_MIDTRANS_SIM_PORT (3001),
 # EMETERAI_DYNAMODB_PORT, EMETERAI_S3_PORT, EMETERAI_LAMBDA_PORT (default: free ports),
 # EMETERAI_LAMBDA_CONCURRENCY (instances per function, 2), EMETERAI_LOCAL_JWT_SECRET,
-# EMETERAI_MIDTRANS_SERVER_KEY, and any variable the functions read (EMETERAI_UNIT_PRICE=...).
+# EMETERAI_MIDTRANS_SERVER_KEY, EMETERAI_FUNCTIONS_DYNAMODB_URL (the functions' DynamoDB endpoint
+# instead of DynamoDB Local's own, for drill/dynamodb_counter.py), and any variable the functions
+# read (EMETERAI_UNIT_PRICE=...).
 # Port 0 means a free port. EMETERAI_STACK_DIR / EMETERAI_DATA_DIR move the run state and data.
 # EMETERAI_RELEASE=1 builds and runs the gateway and the functions in release mode (what the load
 # drill measures; the first release build takes a long while).
@@ -124,9 +126,12 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
 # The functions' environment comes from template.yaml (Globals and each function's variables).
 {
     "$gateway_bin" function-env
-    for name in AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION; do
+    for name in AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION; do
         printf '%s=%s\n' "$name" "${!name}"
     done
+    # EMETERAI_FUNCTIONS_DYNAMODB_URL puts something between the functions and DynamoDB Local
+    # (drill/dynamodb_counter.py, which counts their requests for docs/capacity.md).
+    printf 'AWS_ENDPOINT_URL_DYNAMODB=%s\n' "${EMETERAI_FUNCTIONS_DYNAMODB_URL:-$AWS_ENDPOINT_URL_DYNAMODB}"
     # Local data of the functions themselves (the issuer key the stamp function generates once).
     printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
