@@ -376,8 +376,16 @@ impl TestApp {
     }
 
     /// Delivers the S3 `ObjectCreated:Put` event for `key` to the stamp function, as S3 would
-    /// (the key URL-encoded, the size from the stored object).
+    /// (the key URL-encoded, the size and ETag from the stored object).
     pub async fn deliver(&self, key: &str) -> Result<Outcome, emeterai::handlers::stamp::StampError> {
+        let head = self.s3.head_object().bucket(&self.bucket).key(key).send().await.ok();
+        let etag = head.as_ref().and_then(|h| h.e_tag()).unwrap_or("0").trim_matches('"').to_owned();
+        self.deliver_naming(key, &etag).await
+    }
+
+    /// As [`TestApp::deliver`], with the event naming the object version `etag` (S3 events carry
+    /// the ETag without quotes).
+    pub async fn deliver_naming(&self, key: &str, etag: &str) -> Result<Outcome, emeterai::handlers::stamp::StampError> {
         let size = self
             .s3
             .head_object()
@@ -388,7 +396,7 @@ impl TestApp {
             .ok()
             .and_then(|h| h.content_length())
             .unwrap_or(0);
-        let event = s3_put_event(&self.bucket, key, size);
+        let event = s3_put_event(&self.bucket, key, size, etag);
         let event: aws_lambda_events::event::s3::S3Event = serde_json::from_value(event).expect("S3 event");
         self.stamp.process_record(&event.records[0]).await
     }
@@ -406,8 +414,8 @@ impl TestApp {
     }
 }
 
-/// An S3 `ObjectCreated:Put` notification with every field AWS sends.
-pub fn s3_put_event(bucket: &str, key: &str, size: i64) -> Value {
+/// An S3 `ObjectCreated:Put` notification with every field AWS sends (`etag` without quotes).
+pub fn s3_put_event(bucket: &str, key: &str, size: i64, etag: &str) -> Value {
     let encoded: String = key
         .bytes()
         .map(|b| match b {
@@ -425,7 +433,7 @@ pub fn s3_put_event(bucket: &str, key: &str, size: i64) -> Value {
         "s3": {
             "s3SchemaVersion": "1.0", "configurationId": "stamp-on-upload",
             "bucket": {"name": bucket, "ownerIdentity": {"principalId": "TEST"}, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": encoded, "size": size, "eTag": "0", "sequencer": "0A1B2C3D4E5F678901"}
+            "object": {"key": encoded, "size": size, "eTag": etag, "sequencer": "0A1B2C3D4E5F678901"}
         }
     }]})
 }

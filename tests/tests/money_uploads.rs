@@ -107,3 +107,72 @@ async fn a_different_file_carrying_a_real_serial_is_not_registered() {
     assert_eq!(v["signature_valid"], true, "{v}");
     assert_eq!(v["registered"], false, "a different file under a real serial: {v}");
 }
+
+/// The object key a document's stamped output lands at.
+fn stamped_key(document_id: &str) -> String {
+    emeterai::domain::document::keys::stamped(
+        &TestApp::account("alice"),
+        &emeterai::domain::ids::DocumentId::parse(document_id).expect("id"),
+    )
+}
+
+async fn exists(app: &TestApp, key: &str) -> bool {
+    app.s3.head_object().bucket(&app.bucket).key(key).send().await.is_ok()
+}
+
+/// Issue 8, item 1 (the ETag half): each stamp run is pinned to the object version its S3 event
+/// names. An event naming an ETag that is not the stored object's reserves, stamps and spends
+/// nothing, and leaves the document to the event of the stored version.
+#[tokio::test]
+async fn an_event_naming_another_version_stamps_nothing_and_spends_nothing() {
+    let app = spawn_app().await;
+    app.fund("alice", 1).await;
+    let created = app.create_document("alice", r#"{"file_name": "a.pdf"}"#).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
+    let id = created.body["document_id"].as_str().expect("id").to_owned();
+    let key = TestApp::incoming_key("alice", &id);
+
+    let outcome = app.deliver_naming(&key, "0123456789abcdef0123456789abcdef").await.expect("a clear outcome, not a failed run");
+    assert_eq!(outcome, Outcome::NotThatVersion);
+    let doc = document(&app, &id).await;
+    assert_eq!(doc["status"], "AWAITING_UPLOAD", "nothing reserved: {doc}");
+    assert!(doc["serial"].is_null(), "{doc}");
+    assert!(!exists(&app, &stamped_key(&id)).await, "nothing stamped");
+    assert_eq!(app.quota("alice").await, (1, 0), "nothing spent");
+
+    // The event of the stored version stamps it.
+    let outcome = app.deliver(&key).await.expect("stamp run");
+    assert!(matches!(outcome, Outcome::Stamped { .. }), "{outcome:?}");
+    assert_eq!(app.quota("alice").await, (0, 0));
+}
+
+/// The reservation keeps the ETag it was made for: when the object under the key is replaced
+/// after a run reserved (played by a direct write with the test's own S3 client, since the
+/// presigned upload is single-use), neither the new version's event nor a redelivery of the old
+/// one stamps anything with that reservation's serial, and nothing is spent.
+#[tokio::test]
+async fn a_reservation_stamps_only_the_version_it_was_made_for() {
+    let app = spawn_app().await;
+    app.fund("alice", 1).await;
+    let created = app.create_document("alice", r#"{"file_name": "a.pdf"}"#).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
+    let id = created.body["document_id"].as_str().expect("id").to_owned();
+    let key = TestApp::incoming_key("alice", &id);
+    let first = app.s3.head_object().bucket(&app.bucket).key(&key).send().await.expect("head");
+    let first_etag = first.e_tag().expect("etag").trim_matches('"').to_owned();
+    app.faults.crash_once_after(Step::Reserved);
+    assert!(app.deliver(&key).await.is_err(), "the run dies after reserving");
+
+    app.store.write_pdf(&key, fixture(OTHER)).await.expect("replace the upload");
+    let outcome = app.deliver(&key).await.expect("a clear outcome, not a failed run");
+    assert_eq!(outcome, Outcome::NotThatVersion, "the new version's event");
+    let outcome = app.deliver_naming(&key, &first_etag).await.expect("a clear outcome, not a failed run");
+    assert_eq!(outcome, Outcome::NotThatVersion, "the old version's event, the object replaced");
+
+    let doc = document(&app, &id).await;
+    assert_eq!(doc["status"], "PROCESSING", "left for the sweep to release: {doc}");
+    assert!(!exists(&app, &stamped_key(&id)).await, "nothing stamped");
+    assert_eq!(app.quota("alice").await, (1, 0), "nothing spent");
+}

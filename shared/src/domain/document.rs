@@ -76,6 +76,10 @@ impl From<crate::stamping::Rejection> for DocumentRejection {
 pub struct StampReservation {
     pub serial: Serial,
     pub signed_at: Timestamp,
+    /// The ETag of the upload the reservation was made for (from the S3 event): every run of
+    /// this reservation stamps that object version or nothing. None for reservations older
+    /// than the pinning.
+    pub source_etag: Option<String>,
 }
 
 /// What a successful stamp recorded.

@@ -2,7 +2,10 @@
 //! for with exactly one unit, or a REJECTED document that costs nothing.
 //!
 //! Order of steps, and why it is crash-safe at every point:
-//! 1. reserve serial and signing time on the document (so every retry produces identical bytes);
+//! 0. read the upload, pinned to the ETag the S3 event names (`If-Match`): the bytes stamped are
+//!    the ones the event announced, or nothing is done;
+//! 1. reserve serial and signing time on the document (so every retry produces identical bytes),
+//!    with that ETag: a later run for another version of the object stops before signing;
 //! 2. stamp (CPU, on the blocking pool);
 //! 3. write `stamped/...` once (conditional put; a retry finds its own identical bytes there, a
 //!    run with other bytes cannot overwrite them; not downloadable until step 4);
@@ -90,6 +93,10 @@ pub enum Outcome {
     AlreadyFinal,
     /// Not an upload this system asked for (unknown key or document); nothing to do.
     Ignored,
+    /// The event names an object version (ETag) that is not the one stored, or not the one the
+    /// document's reservation was made for: nothing stamped, nothing charged, the document as it
+    /// was (a run for the right version, or the sweep, ends it).
+    NotThatVersion,
 }
 
 pub struct StampService {
@@ -119,14 +126,22 @@ impl StampService {
         let Some(raw_key) = record.s3.object.key.as_deref() else { return Ok(Outcome::Ignored) };
         let key = url_decode_key(raw_key);
         let size = record.s3.object.size.and_then(|s| u64::try_from(s).ok());
+        // S3 names the ETag of the object version that was created; an event without one is not
+        // S3's, and stamping "whatever is there now" is what the pinning exists to prevent.
+        let Some(etag) = record.s3.object.e_tag.as_deref().map(|e| e.trim_matches('"')).filter(|e| !e.is_empty()) else {
+            tracing::warn!(key, "S3 event without the object's ETag; ignored");
+            return Ok(Outcome::Ignored);
+        };
+        let upload = Upload { key: &key, size, etag };
         match record.s3.bucket.name.as_deref() {
-            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &key, size).await,
-            _ => self.process_in(&self.store, &key, size).await,
+            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &upload).await,
+            _ => self.process_in(&self.store, &upload).await,
         }
     }
 
-    /// Processes the object at `key` (already URL-decoded) of `size` bytes (from the event).
-    async fn process_in(&self, store: &DocumentStore, key: &str, size: Option<u64>) -> Result<Outcome, StampError> {
+    /// Processes the upload an event announced.
+    async fn process_in(&self, store: &DocumentStore, upload: &Upload<'_>) -> Result<Outcome, StampError> {
+        let Upload { key, size, etag } = *upload;
         let Some((account, document_id)) = keys::parse_incoming(key) else {
             tracing::warn!(key, "object is not an upload of this system");
             return Ok(Outcome::Ignored);
@@ -154,22 +169,35 @@ impl StampService {
             return self.reject(&doc, DocumentRejection::no_quota()).await;
         }
 
-        let reservation = match self.ledger.reserve_stamp(&doc, || new_reservation(now)).await? {
-            Reserved::Final(_) => return Ok(Outcome::AlreadyFinal),
-            Reserved::Ready(r) => r,
-        };
-        let doc = Document { reservation: Some(reservation.clone()), ..doc };
-        self.hook.after(Step::Reserved)?;
-
-        let pdf = match store.read_limited(key, MAX_PDF_BYTES).await {
+        // Read before reserving: an event naming another version than the one stored reserves
+        // nothing, so the event for the stored version can still stamp it.
+        let pdf = match store.read_version_limited(key, Some(etag), MAX_PDF_BYTES).await {
             Ok(pdf) => pdf,
             Err(StorageError::TooLarge { .. }) => return self.reject(&doc, stamping::Rejection::TooLarge.into()).await,
             Err(StorageError::Missing) => {
                 tracing::warn!(%document_id, "uploaded object is gone; nothing to stamp");
                 return Ok(Outcome::Ignored);
             }
+            Err(StorageError::NotThatVersion) => {
+                tracing::warn!(%document_id, etag, "the event names an object version that is not the one stored; nothing stamped");
+                return Ok(Outcome::NotThatVersion);
+            }
             Err(e) => return Err(e.into()),
         };
+
+        let reservation = match self.ledger.reserve_stamp(&doc, || new_reservation(now, etag)).await? {
+            Reserved::Final(_) => return Ok(Outcome::AlreadyFinal),
+            Reserved::Ready(r) => r,
+        };
+        if reservation.source_etag.as_deref().is_some_and(|pinned| pinned != etag) {
+            // The reservation (an earlier run's) was made for another version: its serial and
+            // signing time belong to those bytes, never to these.
+            tracing::warn!(%document_id, etag, pinned = ?reservation.source_etag, "upload changed since the reservation; nothing stamped");
+            return Ok(Outcome::NotThatVersion);
+        }
+        let doc = Document { reservation: Some(reservation.clone()), ..doc };
+        self.hook.after(Step::Reserved)?;
+
         let stamped = match self.stamp_blocking(pdf, &doc, &reservation).await? {
             Ok(stamped) => stamped,
             // The key service's failure, not the document's: redelivery retries the run.
@@ -299,10 +327,20 @@ impl StampService {
     }
 }
 
-fn new_reservation(now: Timestamp) -> StampReservation {
+/// An uploaded object as its S3 event names it.
+#[derive(Debug, Clone, Copy)]
+struct Upload<'a> {
+    /// URL-decoded.
+    key: &'a str,
+    size: Option<u64>,
+    /// Without quotes.
+    etag: &'a str,
+}
+
+fn new_reservation(now: Timestamp, source_etag: &str) -> StampReservation {
     // Whole seconds: the PDF's /M has no finer resolution, and the ledger keeps the same value.
     let signed_at = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-    StampReservation { serial: Serial::random(&mut rand::rngs::OsRng), signed_at }
+    StampReservation { serial: Serial::random(&mut rand::rngs::OsRng), signed_at, source_etag: Some(source_etag.to_owned()) }
 }
 
 /// S3 event keys are URL-encoded, with `+` for spaces. Malformed escapes are kept as written.

@@ -5,15 +5,23 @@
 //! "Now" is the event's `time`, never the wall clock. Work comes from the sparse `due` index, a
 //! bounded batch per shard, never a scan. Every change is conditional, so two sweeps at once, or
 //! one stopped half-way, leave the ledger consistent; what is left is picked up next time.
+//!
+//! A run fits its time: it reads the invocation's deadline, keeps a margin for the item in
+//! flight, and gives each phase a share of what is left, so a backlog in one phase (a slow
+//! gateway with hundreds of pending invoices, say) cannot starve the others. What a phase read
+//! but had no time for is counted in the report's `left_for_next_run`.
+
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::payments::{ApplyError, apply_outcome};
 use crate::config::Config;
 use crate::domain::document::{DocumentRejection, DocumentStatus};
-use crate::domain::ids::DocumentId;
+use crate::domain::ids::{DocumentId, InvoiceId};
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use crate::domain::notification::PaymentOutcome;
 use crate::domain::refund::{RefundReason, RefundStatus};
@@ -31,6 +39,14 @@ pub const BATCH_PER_SHARD: i32 = 25;
 const SUBMISSION_TIMEOUT_MINUTES: i64 = 5;
 /// A refund that failed this many times (about five days of backoff) goes to a person.
 pub const MAX_REFUND_ATTEMPTS: u32 = 12;
+
+/// The run's time when the invocation names no usable deadline: the function's timeout in
+/// template.yaml (RefundFunction, 60 s).
+pub const RUN_TIME_WITHOUT_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest a Lambda invocation can last; a deadline further away than this is not believed.
+const LONGEST_INVOCATION: Duration = Duration::from_secs(15 * 60);
+/// What an item's DynamoDB reads and writes may take on top of a gateway call.
+const LEDGER_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// How long after its `attempts`-th failure a refund is tried again: 5 minutes, doubling, at
 /// most a day.
@@ -72,6 +88,98 @@ pub struct SweepReport {
     /// Documents whose stamp run never ended, released to REJECTED `retry` (nothing charged).
     pub documents_released: u32,
     pub errors: u32,
+    /// Work each phase read from the due list but had no time for; it stays due, so the next
+    /// run takes it (earliest first). A batch is at most BATCH_PER_SHARD per due shard, so more
+    /// may be due beyond what was read.
+    pub left_for_next_run: LeftForNextRun,
+}
+
+/// Per phase, items read from the due list and left untouched for lack of time.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftForNextRun {
+    pub reconcile: u32,
+    pub recheck: u32,
+    pub quota_expiry: u32,
+    pub refunds: u32,
+    pub stale_documents: u32,
+}
+
+impl LeftForNextRun {
+    pub fn total(&self) -> u32 {
+        self.reconcile + self.recheck + self.quota_expiry + self.refunds + self.stale_documents
+    }
+}
+
+/// The sweep's phases, in the order a run takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Reconcile,
+    Recheck,
+    QuotaExpiry,
+    Refunds,
+    StaleDocuments,
+}
+
+impl Phase {
+    const ALL: [Phase; 5] = [Phase::Reconcile, Phase::Recheck, Phase::QuotaExpiry, Phase::Refunds, Phase::StaleDocuments];
+}
+
+/// When a phase must stop taking new items.
+#[derive(Debug, Clone, Copy)]
+struct PhaseTime {
+    /// The end of this phase's share.
+    share_ends: Instant,
+    /// The end of the whole run (the deadline less the margin): nothing starts after it.
+    run_ends: Instant,
+}
+
+impl PhaseTime {
+    /// Whether the next item may start, `started` items into the phase. The first item of a
+    /// phase may use the run's time even when the phase's share is spent (its due-list read
+    /// took it), so every phase makes progress while the run has time at all.
+    fn may_start(&self, started: u32) -> bool {
+        let now = Instant::now();
+        now < self.run_ends && (started == 0 || now < self.share_ends)
+    }
+
+    /// The phase's items, handed out while time allows.
+    fn pace<T>(self, items: Vec<T>) -> Paced<T> {
+        Paced { items: items.into_iter(), time: self, started: 0 }
+    }
+}
+
+/// A phase's work list, handed out item by item while its time allows.
+struct Paced<T> {
+    items: std::vec::IntoIter<T>,
+    time: PhaseTime,
+    started: u32,
+}
+
+impl<T> Paced<T> {
+    fn next_in_time(&mut self) -> Option<T> {
+        if self.items.len() == 0 || !self.time.may_start(self.started) {
+            return None;
+        }
+        self.started += 1;
+        self.items.next()
+    }
+
+    /// Items not handed out.
+    fn left(&self) -> u32 {
+        u32::try_from(self.items.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The time a run has, from the invocation's deadline (ms since the epoch; 0 when unknown). A
+/// deadline already past or further than any invocation can last is not believed.
+pub fn time_until_deadline(deadline_ms: u64, wall_clock: SystemTime) -> Duration {
+    let left = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_millis(deadline_ms))
+        .and_then(|deadline| deadline.duration_since(wall_clock).ok());
+    match left {
+        Some(left) if !left.is_zero() && left <= LONGEST_INVOCATION => left,
+        _ => RUN_TIME_WITHOUT_DEADLINE,
+    }
 }
 
 pub struct SweepService {
@@ -83,34 +191,62 @@ pub struct SweepService {
 impl SweepService {
     pub async fn handle(&self, event: LambdaEvent<EventBridgeEvent>) -> Result<SweepReport, SweepError> {
         let now = event.payload.time.ok_or(SweepError::NoTime)?;
-        let report = self.run(now).await;
+        let time = time_until_deadline(event.context.deadline, SystemTime::now());
+        let report = self.run_until(now, Instant::now() + time).await;
+        if report.left_for_next_run.total() > 0 {
+            tracing::warn!(left_for_next_run = ?report.left_for_next_run, "sweep ran out of time; the rest is due next run");
+        }
         tracing::info!(?report, "sweep done");
         Ok(report)
     }
 
+    /// A run with the time of an invocation that names no deadline.
     pub async fn run(&self, now: Timestamp) -> SweepReport {
+        self.run_until(now, Instant::now() + RUN_TIME_WITHOUT_DEADLINE).await
+    }
+
+    /// A run that returns before `deadline`: it keeps a margin for the item in flight (a gateway
+    /// call's timeout and its ledger writes, at most a quarter of the time), and each phase gets
+    /// an even share of the time still left when it starts (a phase that needs less hands the
+    /// rest to the ones after it).
+    pub async fn run_until(&self, now: Timestamp, deadline: Instant) -> SweepReport {
         let mut report = SweepReport { now: crate::domain::time::format(now), ..SweepReport::default() };
-        self.reconcile(now, &mut report).await;
-        self.recheck(now, &mut report).await;
-        self.expire_quota(now, &mut report).await;
-        self.submit_refunds(now, &mut report).await;
-        self.release_stale_documents(now, &mut report).await;
+        let time = deadline.saturating_duration_since(Instant::now());
+        let margin = (self.config.midtrans.timeout + LEDGER_ALLOWANCE).min(time / 4);
+        let run_ends = deadline.checked_sub(margin).unwrap_or(deadline);
+        for (done, phase) in Phase::ALL.into_iter().enumerate() {
+            let phases_left = u32::try_from(Phase::ALL.len() - done).unwrap_or(1);
+            let share = run_ends.saturating_duration_since(Instant::now()) / phases_left;
+            let time = PhaseTime { share_ends: Instant::now() + share, run_ends };
+            match phase {
+                Phase::Reconcile => self.reconcile(now, time, &mut report).await,
+                Phase::Recheck => self.recheck(now, time, &mut report).await,
+                Phase::QuotaExpiry => self.expire_quota(now, time, &mut report).await,
+                Phase::Refunds => self.submit_refunds(now, time, &mut report).await,
+                Phase::StaleDocuments => self.release_stale_documents(now, time, &mut report).await,
+            }
+        }
         report
     }
 
-    async fn due(&self, kind: DueKind, now: Timestamp, report: &mut SweepReport) -> Vec<Invoice> {
-        let ids = match self.ledger.due_invoices(kind, now, BATCH_PER_SHARD).await {
-            Ok(ids) => ids,
+    /// The invoices of a due list, earliest of each shard first (read one by one as the phase
+    /// reaches them, so a run that stops for time has not spent it reading what it leaves).
+    async fn due(&self, kind: DueKind, now: Timestamp, time: PhaseTime, report: &mut SweepReport) -> Paced<InvoiceId> {
+        match self.ledger.due_invoices(kind, now, BATCH_PER_SHARD).await {
+            Ok(ids) => time.pace(ids),
             Err(e) => {
                 tracing::error!(error = ?e, ?kind, "cannot read due work");
                 report.errors += 1;
-                return Vec::new();
+                time.pace(Vec::new())
             }
-        };
-        let mut invoices = Vec::with_capacity(ids.len());
-        for id in ids {
+        }
+    }
+
+    /// The next invoice of a due list the phase has time for (skipping any gone or unreadable).
+    async fn next_due(&self, work: &mut Paced<InvoiceId>, report: &mut SweepReport) -> Option<Invoice> {
+        while let Some(id) = work.next_in_time() {
             match self.ledger.invoice(&id).await {
-                Ok(Some(invoice)) => invoices.push(invoice),
+                Ok(Some(invoice)) => return Some(invoice),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = ?e, invoice_id = %id, "cannot read invoice");
@@ -118,18 +254,20 @@ impl SweepService {
                 }
             }
         }
-        invoices
+        None
     }
 
     /// PENDING invoices past their reconciliation time: what does the gateway say?
-    async fn reconcile(&self, now: Timestamp, report: &mut SweepReport) {
-        for invoice in self.due(DueKind::Reconcile, now, report).await {
+    async fn reconcile(&self, now: Timestamp, time: PhaseTime, report: &mut SweepReport) {
+        let mut work = self.due(DueKind::Reconcile, now, time, report).await;
+        while let Some(invoice) = self.next_due(&mut work, report).await {
             let result = self.reconcile_one(&invoice, now, report).await;
             if let Err(e) = result {
                 tracing::error!(error = ?e, invoice_id = %invoice.id, "reconciliation failed; retried next run");
                 report.errors += 1;
             }
         }
+        report.left_for_next_run.reconcile += work.left();
     }
 
     async fn reconcile_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
@@ -197,13 +335,15 @@ impl SweepService {
     /// EXPIRED or CANCELLED invoices due for another look: a settlement the gateway reports now
     /// is credited exactly as the webhook would; "not paid" takes them off the list; an error
     /// is "unknown" and asks again later.
-    async fn recheck(&self, now: Timestamp, report: &mut SweepReport) {
-        for invoice in self.due(DueKind::Recheck, now, report).await {
+    async fn recheck(&self, now: Timestamp, time: PhaseTime, report: &mut SweepReport) {
+        let mut work = self.due(DueKind::Recheck, now, time, report).await;
+        while let Some(invoice) = self.next_due(&mut work, report).await {
             if let Err(e) = self.recheck_one(&invoice, now, report).await {
                 tracing::error!(error = ?e, invoice_id = %invoice.id, "recheck failed; retried next run");
                 report.errors += 1;
             }
         }
+        report.left_for_next_run.recheck += work.left();
     }
 
     async fn recheck_one(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
@@ -263,7 +403,7 @@ impl SweepService {
     /// in the transaction that marks the document STAMPED), so releasing one returns nothing but
     /// its serial, never issued; the client is told `retry`. A stamp run still alive loses the
     /// race cleanly: the release and the consumption are both conditional on PROCESSING.
-    async fn release_stale_documents(&self, now: Timestamp, report: &mut SweepReport) {
+    async fn release_stale_documents(&self, now: Timestamp, time: PhaseTime, report: &mut SweepReport) {
         let ids = match self.ledger.stale_documents(now, BATCH_PER_SHARD).await {
             Ok(ids) => ids,
             Err(e) => {
@@ -272,12 +412,14 @@ impl SweepService {
                 return;
             }
         };
-        for id in ids {
+        let mut work = time.pace(ids);
+        while let Some(id) = work.next_in_time() {
             if let Err(e) = self.release_stale_document(&id, now, report).await {
                 tracing::error!(error = ?e, document_id = %id, "releasing a stale document failed; retried next run");
                 report.errors += 1;
             }
         }
+        report.left_for_next_run.stale_documents += work.left();
     }
 
     async fn release_stale_document(&self, id: &DocumentId, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
@@ -296,8 +438,9 @@ impl SweepService {
     }
 
     /// PAID invoices whose validity ended: their unused units are refunded in full.
-    async fn expire_quota(&self, now: Timestamp, report: &mut SweepReport) {
-        for invoice in self.due(DueKind::QuotaExpiry, now, report).await {
+    async fn expire_quota(&self, now: Timestamp, time: PhaseTime, report: &mut SweepReport) {
+        let mut work = self.due(DueKind::QuotaExpiry, now, time, report).await;
+        while let Some(invoice) = self.next_due(&mut work, report).await {
             let result = match invoice.valid_until {
                 _ if invoice.status != InvoiceStatus::Paid || invoice.remaining == 0 => {
                     self.ledger.clear_due(&invoice.id, DueKind::QuotaExpiry, invoice.status).await.map(|_| ())
@@ -319,16 +462,19 @@ impl SweepService {
                 report.errors += 1;
             }
         }
+        report.left_for_next_run.quota_expiry += work.left();
     }
 
     /// Refunds REQUESTED, FAILED, or SUBMITTED without confirmation: ask the gateway (again).
-    async fn submit_refunds(&self, now: Timestamp, report: &mut SweepReport) {
-        for invoice in self.due(DueKind::Refund, now, report).await {
+    async fn submit_refunds(&self, now: Timestamp, time: PhaseTime, report: &mut SweepReport) {
+        let mut work = self.due(DueKind::Refund, now, time, report).await;
+        while let Some(invoice) = self.next_due(&mut work, report).await {
             if let Err(e) = self.submit_refund(&invoice, now, report).await {
                 tracing::error!(error = ?e, invoice_id = %invoice.id, "refund submission failed; retried next run");
                 report.errors += 1;
             }
         }
+        report.left_for_next_run.refunds += work.left();
     }
 
     async fn submit_refund(&self, invoice: &Invoice, now: Timestamp, report: &mut SweepReport) -> Result<(), LedgerError> {
@@ -388,6 +534,32 @@ impl SweepService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_is_believed_only_when_it_is_ahead_and_within_an_invocation() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let ms = |t: SystemTime| u64::try_from(t.duration_since(SystemTime::UNIX_EPOCH).expect("after epoch").as_millis()).expect("ms");
+        assert_eq!(time_until_deadline(ms(now + Duration::from_secs(42)), now), Duration::from_secs(42));
+        assert_eq!(time_until_deadline(0, now), RUN_TIME_WITHOUT_DEADLINE);
+        assert_eq!(time_until_deadline(ms(now), now), RUN_TIME_WITHOUT_DEADLINE);
+        assert_eq!(time_until_deadline(ms(now - Duration::from_secs(1)), now), RUN_TIME_WITHOUT_DEADLINE);
+        assert_eq!(time_until_deadline(ms(now + Duration::from_secs(16 * 60)), now), RUN_TIME_WITHOUT_DEADLINE);
+        assert_eq!(time_until_deadline(u64::MAX, now), RUN_TIME_WITHOUT_DEADLINE);
+    }
+
+    #[tokio::test]
+    async fn a_phase_stops_at_its_share_but_always_takes_one_item_while_the_run_has_time() {
+        let now = Instant::now();
+        let spent = PhaseTime { share_ends: now, run_ends: now + Duration::from_secs(60) };
+        let mut work = spent.pace(vec![1, 2, 3]);
+        assert_eq!((work.next_in_time(), work.next_in_time(), work.left()), (Some(1), None, 2));
+        let over = PhaseTime { share_ends: now + Duration::from_secs(60), run_ends: now };
+        let mut work = over.pace(vec![1, 2, 3]);
+        assert_eq!((work.next_in_time(), work.left()), (None, 3));
+        let ample = PhaseTime { share_ends: now + Duration::from_secs(60), run_ends: now + Duration::from_secs(60) };
+        let mut work = ample.pace(vec![1, 2]);
+        assert_eq!((work.next_in_time(), work.next_in_time(), work.next_in_time(), work.left()), (Some(1), Some(2), None, 0));
+    }
 
     #[test]
     fn refund_backoff_doubles_up_to_a_day() {

@@ -143,11 +143,14 @@ impl Ledger {
             // On the sweep's list from the start, in the same write: if this run and every retry
             // die, the document is released at `stale_at` instead of staying PROCESSING.
             let stale_at = fresh.signed_at + chrono::Duration::minutes(STALE_PROCESSING_MINUTES);
+            let pin_source = if fresh.source_etag.is_some() { ", source_etag = :etag" } else { "" };
             let claim_document = Update::builder()
                 .table_name(&self.table)
                 .key(PK, s(document_pk(id)))
                 .key(SK, s(DOCUMENT_SK))
-                .update_expression("SET #status = :processing, reserved_serial = :serial, signed_at = :at, due_pk = :due_pk, due_at = :due")
+                .update_expression(format!(
+                    "SET #status = :processing, reserved_serial = :serial, signed_at = :at, due_pk = :due_pk, due_at = :due{pin_source}"
+                ))
                 .condition_expression("#status IN (:awaiting, :processing) AND attribute_not_exists(reserved_serial)")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":processing", s(DocumentStatus::Processing.as_str()))
@@ -155,8 +158,12 @@ impl Ledger {
                 .expression_attribute_values(":serial", s(fresh.serial.as_str()))
                 .expression_attribute_values(":at", ts(fresh.signed_at))
                 .expression_attribute_values(":due_pk", s(keys::due_pk(DueKind::StaleDocument, keys::shard_of(id.ulid()))))
-                .expression_attribute_values(":due", ts(stale_at))
-                .build()?;
+                .expression_attribute_values(":due", ts(stale_at));
+            let claim_document = match &fresh.source_etag {
+                Some(etag) => claim_document.expression_attribute_values(":etag", s(etag)),
+                None => claim_document,
+            }
+            .build()?;
             let claim_serial = Put::builder()
                 .table_name(&self.table)
                 .item(PK, s(serial_pk(&fresh.serial)))
@@ -445,6 +452,7 @@ fn document_from_item(item: &Item) -> Result<Document, LedgerError> {
         Some(serial) => Some(StampReservation {
             serial: Serial::parse(serial).map_err(|_| corrupt("reserved serial"))?,
             signed_at: r.time("signed_at")?,
+            source_etag: r.opt_str("source_etag").map(str::to_owned),
         }),
     };
     let stamp = match r.opt_str("serial") {

@@ -293,7 +293,7 @@ impl Ledger {
     /// The `pk`s of the items with `kind` work due at or before `now` (sparse `due` index, keys
     /// only), at most `limit` per shard, earliest first.
     pub(super) async fn due_keys(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<Vec<String>, LedgerError> {
-        let mut pks = Vec::new();
+        let mut shards = Vec::new();
         for shard in 0..DUE_SHARDS {
             let out = self
                 .client
@@ -306,8 +306,19 @@ impl Ledger {
                 .limit(limit)
                 .send()
                 .await?;
-            pks.extend(out.items().iter().filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned()));
+            let due: Vec<String> = out.items().iter().filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned()).collect();
+            shards.push(due.into_iter());
         }
-        Ok(pks)
+        // Earliest of every shard first, then the second of every shard, ...: a run that stops
+        // for time part-way through the list has taken the oldest work of each shard, so no
+        // shard waits behind another one's backlog.
+        let mut pks = Vec::new();
+        loop {
+            let before = pks.len();
+            pks.extend(shards.iter_mut().filter_map(Iterator::next));
+            if pks.len() == before {
+                break Ok(pks);
+            }
+        }
     }
 }

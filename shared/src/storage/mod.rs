@@ -20,6 +20,9 @@ pub enum StorageError {
     /// A write-once object already holds other bytes than the ones being written.
     #[error("object already exists with other content")]
     Conflict,
+    /// The object is not the version asked for (its ETag differs: `If-Match` failed).
+    #[error("object is not the version named")]
+    NotThatVersion,
 }
 
 impl<E, R> From<SdkError<E, R>> for StorageError
@@ -105,9 +108,19 @@ impl DocumentStore {
 
     /// Reads an object, refusing to hold more than `limit` bytes in memory.
     pub async fn read_limited(&self, key: &str, limit: usize) -> Result<Vec<u8>, StorageError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        self.read_version_limited(key, None, limit).await
+    }
+
+    /// As [`Self::read_limited`], and when `etag` is given only the object with that ETag
+    /// (`If-Match`): another version is [`StorageError::NotThatVersion`], never its bytes.
+    pub async fn read_version_limited(&self, key: &str, etag: Option<&str>, limit: usize) -> Result<Vec<u8>, StorageError> {
+        // HTTP entity tags are quoted; S3 events name them without the quotes.
+        let if_match = etag.map(|e| format!("\"{}\"", e.trim_matches('"')));
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).set_if_match(if_match).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Err(StorageError::Missing),
+            // 412 Precondition Failed is not a modelled error of GetObject: judged by the status.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => return Err(StorageError::NotThatVersion),
             Err(e) => return Err(e.into()),
         };
         if out.content_length().is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit)) {
