@@ -348,9 +348,13 @@ mod tests {
         assert_eq!(m.route_key, "GET /v1/invoices/{invoice_id}");
         assert_eq!(table.find("GET", "/v1/invoices").expect("list").route.event_id, "ListInvoices");
         assert_eq!(table.find("POST", "/v1/invoices/x/payment").expect("retry").route.event_id, "RetryPayment");
-        assert!(table.find("DELETE", "/v1/invoices/x").is_none());
+        // A method or path no route takes falls to the template's catch-all (405/404 from the
+        // API function), never to another operation.
+        assert_eq!(table.find("DELETE", "/v1/invoices/x").expect("catch-all").route.event_id, "UnroutedApi");
+        assert_eq!(table.find("GET", "/v1/invoices/a/b").expect("catch-all").route.event_id, "UnroutedApi");
+        assert_eq!(table.find("PUT", "/healthz").expect("catch-all").route.event_id, "UnroutedHealth");
+        assert_eq!(table.find("GET", "/healthz").expect("health").route.event_id, "Health");
         assert!(table.find("GET", "/v1/invoices/").is_none());
-        assert!(table.find("GET", "/v1/invoices/a/b").is_none());
         assert!(table.find("GET", "/nope").is_none());
         assert!(table.find("GET", "/v1/invoices/%FF").is_none(), "invalid UTF-8 is no match, not a panic");
         assert!(table.find("GET", "").is_none());

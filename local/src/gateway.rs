@@ -95,17 +95,18 @@ impl GatewayState {
     }
 }
 
-/// RFC 9457 problem details, as the API answers errors.
+/// RFC 9457 problem details, as the API answers errors. `detail` is always there, as in the
+/// functions' answers (the contract's `Problem` requires it); without a more precise one it
+/// repeats the title.
 pub fn problem(status: StatusCode, code: &str, detail: Option<String>) -> Response {
-    let mut body = json!({
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = json!({
         "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
+        "title": title,
         "status": status.as_u16(),
         "code": code,
+        "detail": detail.unwrap_or_else(|| title.to_owned()),
     });
-    if let Some(detail) = detail {
-        body["detail"] = Value::String(detail);
-    }
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()
@@ -284,7 +285,7 @@ async fn api(State(state): State<Arc<GatewayState>>, request: Request) -> Respon
             .map(|token| emeterai::auth::local_jwt::validate(&state.config.jwt_secret, token, now));
         match validated {
             Some(Ok(claims)) => Some(apigw::authorizer_claims(&claims)),
-            _ => return problem(StatusCode::UNAUTHORIZED, "unauthorized", None),
+            _ => return problem(StatusCode::UNAUTHORIZED, "unauthorized", Some("a valid bearer token is required".into())),
         }
     };
     let body = match read_body(&state, &parts.headers, body).await {

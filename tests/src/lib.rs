@@ -454,6 +454,29 @@ pub fn cli_binary() -> &'static std::path::Path {
         // so nothing is rebuilt: `cargo build -p emeterai-cli` alone would resolve features
         // differently and rebuild the AWS SDK crates (minutes).
         build.current_dir(repo_root).args(["test", "--quiet", "--workspace", "--no-run"]).arg("--target-dir").arg(target_dir);
+        // Cargo runs this test with the package's CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ... set, and
+        // some build scripts (ring's) rerun when those differ from the outer build's environment:
+        // the nested build would then rebuild ring, rustls and every AWS SDK crate (minutes). Give
+        // it the environment the outer `cargo test` saw.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_by_cargo_for_this_test = ["CARGO_PKG_", "CARGO_BIN_EXE_"].iter().any(|p| name.starts_with(p))
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_MANIFEST_LINKS",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .contains(&&*name);
+            if set_by_cargo_for_this_test {
+                build.env_remove(&*name);
+            }
+        }
         if release {
             build.arg("--release");
         }

@@ -44,8 +44,13 @@ fn committed_document_is_the_generated_one() {
 
 #[test]
 fn every_template_route_is_documented_and_nothing_else() {
-    let routes: BTreeSet<(String, String)> =
-        template().http_routes().expect("routes").into_iter().map(|r| (r.method, r.path)).collect();
+    let routes: BTreeSet<(String, String)> = template()
+        .http_routes()
+        .expect("routes")
+        .into_iter()
+        .filter(|r| r.method != "ANY")
+        .map(|r| (r.method, r.path))
+        .collect();
     let documented = operations(&generated());
     let missing: Vec<_> = routes.difference(&documented).collect();
     assert!(missing.is_empty(), "routes of template.yaml missing from the OpenAPI document: {missing:?}");
@@ -53,10 +58,32 @@ fn every_template_route_is_documented_and_nothing_else() {
     assert!(extra.is_empty(), "operations in the OpenAPI document that template.yaml does not route: {extra:?}");
 }
 
+/// API Gateway answers a method no route takes with its own 404; the catch-all routes bring such
+/// requests to the API function instead, which answers 405 with `Allow` from this document.
+/// `ANY` routes are the catch-alls and nothing else: an operation needs its own method.
+#[test]
+fn catch_all_routes_cover_every_documented_path() {
+    let catch_alls: BTreeSet<(String, String, String, bool)> = template()
+        .http_routes()
+        .expect("routes")
+        .into_iter()
+        .filter(|r| r.method == "ANY")
+        .map(|r| (r.method, r.path, r.binary, r.auth_none))
+        .collect();
+    let expected: BTreeSet<(String, String, String, bool)> = [("ANY", "/v1/{proxy+}"), ("ANY", "/healthz")]
+        .into_iter()
+        .map(|(m, p)| (m.to_owned(), p.to_owned(), "checkout".to_owned(), true))
+        .collect();
+    assert_eq!(catch_alls, expected, "the catch-all routes of template.yaml");
+    for (_, path) in operations(&generated()) {
+        assert!(path.starts_with("/v1/") || path == "/healthz", "{path} is outside the catch-alls");
+    }
+}
+
 #[test]
 fn public_routes_are_exactly_the_documented_public_operations() {
     let doc = generated();
-    for route in template().http_routes().expect("routes") {
+    for route in template().http_routes().expect("routes").into_iter().filter(|r| r.method != "ANY") {
         let operation = &doc["paths"][&route.path][route.method.to_lowercase()];
         let public = operation["security"].as_array().is_some_and(Vec::is_empty);
         assert_eq!(public, route.auth_none, "{} {}: security in the document vs Auth in template.yaml", route.method, route.path);
@@ -155,4 +182,30 @@ async fn the_api_serves_the_document_without_a_caller() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.raw.body, document_json());
+}
+
+/// A documented path asked with a method it does not take answers 405 with `Allow` naming the
+/// documented methods; an undocumented path answers 404 (schemathesis' `unsupported_method`).
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() {
+    let app = spawn_app().await;
+    let doc = generated();
+    let documented = operations(&doc);
+    for (path, _) in doc["paths"].as_object().expect("paths") {
+        let concrete = path.replace("{invoice_id}", "01J9ZX0000000000000000000A").replace("{document_id}", "d1").replace("{serial}", "s1");
+        let allow: Vec<&str> =
+            documented.iter().filter(|(_, p)| p == path).map(|(m, _)| m.as_str()).collect();
+        for method in ["GET", "PUT", "POST", "DELETE", "PATCH", "TRACE", "OPTIONS"] {
+            if allow.contains(&method) {
+                continue;
+            }
+            let reply = app.call(request(Method::from_bytes(method.as_bytes()).expect("method"), &concrete, Some("contract"), None)).await;
+            assert_eq!(reply.status, 405, "{method} {path}: {:?}", reply.body);
+            assert_eq!(reply.header("allow"), Some(allow.join(", ").as_str()), "{method} {path}");
+            assert_eq!(reply.body["code"], "method_not_allowed", "{method} {path}");
+        }
+    }
+    let reply = app.call(request(Method::DELETE, "/v1/nowhere", Some("contract"), None)).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.body["code"], "not_found");
 }

@@ -318,6 +318,15 @@ async fn documents_api_validates_and_hides_other_accounts() {
         let r = app.create_document("alice", body).await;
         assert_eq!((r.status, r.code()), (status, code), "{body}");
     }
+    // Coordinates the ledger could not store (DynamoDB numbers stop at 1e126 and 1e-130): too
+    // large is refused like any placement off the page; negligible is zero (schemathesis found
+    // a 1e200 answered 503 by the failed write).
+    let r = app.create_document("alice", r#"{"file_name": "a.pdf", "placement": {"x_mm": 1e200, "y_mm": 1}}"#).await;
+    assert_eq!((r.status, r.code()), (422, "placement_out_of_bounds"), "{:?}", r.body);
+    let r = app.create_document("alice", r#"{"file_name": "a.pdf", "placement": {"x_mm": 1e-200, "y_mm": 1000000}}"#).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let tiny = app.get("alice", &format!("/v1/documents/{}", r.body["document_id"].as_str().expect("id"))).await;
+    assert_eq!((tiny.body["placement"]["x_mm"].as_f64(), tiny.body["placement"]["y_mm"].as_f64()), (Some(0.0), Some(1_000_000.0)));
     let created = app.create_document("alice", r#"{"file_name": "surat.pdf", "placement": {"page": 1, "x_mm": 120, "y_mm": 220}}"#).await;
     assert_eq!(created.status, 201);
     let b = &created.body;

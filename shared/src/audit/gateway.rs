@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::tally::{LedgerInvoice, Rule, Violation};
@@ -19,6 +17,7 @@ use super::{AuditError, Progress};
 use crate::domain::ids::{InvoiceId, OrderId};
 use crate::domain::notification::PaymentOutcome;
 use crate::config::Secret;
+use crate::midtrans::client::basic_authorization;
 
 /// Status requests in flight at once.
 const CONCURRENCY: usize = 16;
@@ -185,10 +184,6 @@ impl GatewayCheck {
         Ok(Self { http, api_base_url: api_base_url.trim_end_matches('/').to_owned(), server_key })
     }
 
-    fn authorization(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:", self.server_key.expose())))
-    }
-
     /// GET with retries; `Ok(None)` on 404.
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str, order: &str) -> Result<Option<T>, AuditError> {
         let mut last = String::new();
@@ -196,7 +191,7 @@ impl GatewayCheck {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
-            let response = match self.http.get(url).header("Authorization", self.authorization()).header("Accept", "application/json").send().await {
+            let response = match self.http.get(url).header("Authorization", basic_authorization(&self.server_key)).header("Accept", "application/json").send().await {
                 Ok(r) => r,
                 Err(e) => {
                     last = e.to_string();

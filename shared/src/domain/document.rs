@@ -112,12 +112,14 @@ pub const MAX_FILE_NAME_LEN: usize = 255;
 pub struct FileName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("file_name must be 1 to {MAX_FILE_NAME_LEN} bytes without control characters")]
+#[error("file_name must be 1 to {MAX_FILE_NAME_LEN} characters, not only spaces, without control characters")]
 pub struct InvalidFileName;
 
 impl FileName {
     pub fn parse(s: &str) -> Result<Self, InvalidFileName> {
-        if s.trim().is_empty() || s.len() > MAX_FILE_NAME_LEN || s.chars().any(char::is_control) {
+        // Characters, not bytes: the contract's `maxLength` counts characters (a 255-character
+        // Indonesian or emoji-laden name is valid), and at most 4 bytes each it stays small.
+        if s.trim().is_empty() || s.chars().count() > MAX_FILE_NAME_LEN || s.chars().any(char::is_control) {
             return Err(InvalidFileName);
         }
         Ok(Self(s.to_owned()))
@@ -174,6 +176,10 @@ mod tests {
         assert!(FileName::parse("   ").is_err());
         assert!(FileName::parse("a\u{0}b").is_err());
         assert!(FileName::parse(&"a".repeat(256)).is_err());
+        // The limit counts characters as the contract's maxLength does, not UTF-8 bytes.
+        assert!(FileName::parse(&"é".repeat(255)).is_ok());
+        assert!(FileName::parse(&"😀".repeat(255)).is_ok());
+        assert!(FileName::parse(&"é".repeat(256)).is_err());
     }
 
     #[test]

@@ -40,7 +40,7 @@ mod tests {
         assert_eq!(Quantity::new(1).map(Quantity::get), Ok(1));
         assert_eq!(Quantity::new(1000).map(Quantity::get), Ok(1000));
         assert!(Quantity::new(1001).is_err());
-        for bad in [json!(-1), json!(1.5), json!("3"), json!(null), json!(u64::MAX), json!([1])] {
+        for bad in [json!(-1), json!(1.5), json!(3.0), json!("3"), json!(null), json!(u64::MAX), json!([1])] {
             assert!(Quantity::from_json(&bad).is_err(), "{bad}");
         }
         assert_eq!(Quantity::from_json(&json!(3)).map(Quantity::get), Ok(3));

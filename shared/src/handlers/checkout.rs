@@ -74,10 +74,9 @@ impl CheckoutService {
             (&Method::GET, ["v1", "documents", id]) => self.get_document(req, id).await,
             (&Method::GET, ["v1", "verify", serial]) => self.verify_serial(req, serial).await,
             (&Method::POST, ["v1", "verify"]) => self.verify_file(req).await,
-            (_, ["healthz"] | ["v1", "checkouts" | "invoices" | "quota" | "documents" | "verify" | "openapi.json"])
-            | (_, ["v1", "invoices" | "documents" | "verify", _])
-            | (_, ["v1", "invoices", _, "payment" | "refund"]) => Err(ApiError::MethodNotAllowed),
-            _ => Err(ApiError::NotFound("no such route")),
+            // Also what API Gateway's catch-all route (`ANY /v1/{proxy+}`, `ANY /healthz`) brings:
+            // methods no route takes, and paths no route has.
+            (_, segments) => Err(super::openapi::unrouted(segments)),
         }
     }
 

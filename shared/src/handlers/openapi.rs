@@ -439,7 +439,7 @@ fn create_document() -> OperationBuilder {
                 "Unprocessable Content",
                 &[
                     ("page_out_of_range", "page numbers start at 1"),
-                    ("placement_out_of_bounds", "x_mm and y_mm must be finite and not negative"),
+                    ("placement_out_of_bounds", "x_mm and y_mm must be numbers from 0 to 1000000 (millimetres)"),
                 ],
             ),
             internal(),
@@ -558,4 +558,96 @@ fn midtrans_notification() -> OperationBuilder {
                     unavailable(),
                 ]),
         )
+}
+
+// ---- requests no operation takes ---------------------------------------------------------------
+
+/// The methods of every documented path, as `(path segments, "GET, POST")`, built once from the
+/// document so that the 405's `Allow` can never disagree with the contract.
+fn allowed_methods() -> &'static [(Vec<String>, String)] {
+    static TABLE: OnceLock<Vec<(Vec<String>, String)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        document()
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("OPTIONS", item.options.is_some()),
+                    ("HEAD", item.head.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("TRACE", item.trace.is_some()),
+                ];
+                let allow: Vec<&str> = methods.iter().filter(|(_, declared)| *declared).map(|(m, _)| *m).collect();
+                (path.trim_start_matches('/').split('/').map(str::to_owned).collect(), allow.join(", "))
+            })
+            .collect()
+    })
+}
+
+/// Whether request path `segments` fit a documented path: literals equal, a `{parameter}` takes
+/// any one non-empty segment.
+fn fits(template: &[String], segments: &[&str]) -> bool {
+    template.len() == segments.len()
+        && template.iter().zip(segments).all(|(t, s)| {
+            if t.starts_with('{') && t.ends_with('}') { !s.is_empty() } else { t == s }
+        })
+}
+
+/// The answer to a request no operation takes (the router found no method and path for it): a
+/// documented path with another method is 405 `method_not_allowed` with `Allow` listing the
+/// documented methods (RFC 9110); anything else is 404 `not_found`.
+pub fn unrouted(segments: &[&str]) -> crate::http::ApiError {
+    use crate::http::ApiError;
+    match allowed_methods().iter().find(|(template, _)| fits(template, segments)) {
+        Some((_, allow)) => ApiError::MethodNotAllowed { allow },
+        None => ApiError::NotFound("no such route"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::ApiError;
+
+    fn allow_of(path: &str) -> Option<&'static str> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match unrouted(&segments) {
+            ApiError::MethodNotAllowed { allow } => Some(allow),
+            ApiError::NotFound(_) => None,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn documented_paths_answer_405_with_their_methods() {
+        assert_eq!(allow_of("/v1/quota"), Some("GET"));
+        assert_eq!(allow_of("/v1/checkouts"), Some("POST"));
+        assert_eq!(allow_of("/healthz"), Some("GET"));
+        assert_eq!(allow_of("/v1/invoices/01J9ZX/refund"), Some("POST"));
+        assert_eq!(allow_of("/v1/verify/EM-1"), Some("GET"));
+        assert_eq!(allow_of("/v1/verify"), Some("POST"));
+        assert_eq!(allow_of("/v1/webhooks/midtrans"), Some("POST"));
+    }
+
+    #[test]
+    fn other_paths_answer_404() {
+        assert_eq!(allow_of("/v1/quota2"), None);
+        assert_eq!(allow_of("/v1/invoices/01J9ZX/refund/more"), None);
+        assert_eq!(allow_of("/v1/invoices//refund"), None);
+        assert_eq!(allow_of("/"), None);
+    }
+
+    #[test]
+    fn the_405_carries_allow() {
+        let response = unrouted(&["v1", "documents"]).to_response();
+        assert_eq!(response.status, 405);
+        assert_eq!(response.header("allow"), Some("POST"));
+        let body: Value = serde_json::from_str(&response.body).expect("json");
+        assert_eq!(body["code"], "method_not_allowed");
+    }
 }

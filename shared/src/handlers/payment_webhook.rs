@@ -36,8 +36,7 @@ impl PaymentWebhookService {
     pub async fn respond(&self, req: ApiRequest) -> ApiResponse {
         let result = match (&req.method, req.segments().as_slice()) {
             (&Method::POST, ["v1", "webhooks", "midtrans"]) => self.notification(&req).await,
-            (_, ["v1", "webhooks", "midtrans"]) => Err(ApiError::MethodNotAllowed),
-            _ => Err(ApiError::NotFound("no such route")),
+            (_, segments) => Err(super::openapi::unrouted(segments)),
         };
         result.unwrap_or_else(|e| e.to_response())
     }

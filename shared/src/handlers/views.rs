@@ -48,9 +48,9 @@ pub struct PlacementBody {
     /// 1-based page number; absent or null: the last page.
     #[schema(minimum = 1, maximum = 4294967295_u64, nullable)]
     pub page: Option<u32>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub x_mm: f64,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub y_mm: f64,
 }
 
@@ -463,4 +463,5 @@ const _: () = {
     assert!(MAX_FILE_NAME_LEN == 255);
     assert!(MAX_KEY_LEN == 128);
     assert!(MAX_PDF_BYTES == 800_000);
+    assert!(crate::domain::placement::MAX_COORDINATE_MM == 1_000_000.0);
 };

@@ -47,8 +47,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(&'static str),
-    #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    /// `allow`: the route's methods, for the `Allow` header (RFC 9110 requires it on a 405).
+    #[error("method not allowed on this route (allowed: {allow})")]
+    MethodNotAllowed { allow: &'static str },
     #[error("{0}")]
     BadRequest(String),
     #[error("request body is too large (at most {limit} bytes)")]
@@ -89,7 +90,7 @@ impl ApiError {
         let one_of_each = [
             Self::Unauthorized,
             Self::NotFound(""),
-            Self::MethodNotAllowed,
+            Self::MethodNotAllowed { allow: "" },
             Self::BadRequest(String::new()),
             Self::PayloadTooLarge { limit: 0 },
             Self::IdempotencyKeyRequired,
@@ -117,7 +118,7 @@ impl ApiError {
             Self::BadRequest(_) | Self::IdempotencyKeyRequired | Self::IdempotencyKeyInvalid(_) => 400,
             Self::Unauthorized | Self::BadSignature => 401,
             Self::NotFound(_) => 404,
-            Self::MethodNotAllowed => 405,
+            Self::MethodNotAllowed { .. } => 405,
             Self::IdempotencyKeyInProgress | Self::InvoiceNotPending { .. } | Self::NothingToRefund => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::IdempotencyKeyReused
@@ -134,7 +135,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::IdempotencyKeyRequired => "idempotency_key_required",
@@ -180,7 +181,11 @@ impl ApiError {
             code: self.code(),
             detail: self.to_string(),
         };
-        ApiResponse::problem(self.status(), crate::handlers::views::to_json(&body))
+        let response = ApiResponse::problem(self.status(), crate::handlers::views::to_json(&body));
+        match self {
+            Self::MethodNotAllowed { allow } => response.with_header("allow", *allow),
+            _ => response,
+        }
     }
 }
 
@@ -212,7 +217,7 @@ mod tests {
             match &e {
                 ApiError::Unauthorized
                 | ApiError::NotFound(_)
-                | ApiError::MethodNotAllowed
+                | ApiError::MethodNotAllowed { .. }
                 | ApiError::BadRequest(_)
                 | ApiError::PayloadTooLarge { .. }
                 | ApiError::IdempotencyKeyRequired

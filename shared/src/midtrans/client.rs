@@ -78,6 +78,11 @@ pub fn judge_refund(http_status: u16, body: &[u8]) -> Result<RefundAnswer, Gatew
 }
 
 
+/// The `Authorization` header of every Midtrans API call: the server key as the Basic user, no password.
+pub fn basic_authorization(server_key: &Secret) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{}:", server_key.expose())))
+}
+
 #[derive(Clone)]
 pub struct MidtransClient {
     http: reqwest::Client,
@@ -121,7 +126,7 @@ impl MidtransClient {
     }
 
     fn authorization(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:", self.server_key.expose())))
+        basic_authorization(&self.server_key)
     }
 
     /// Snap create-transaction: a payment page for the invoice's order, which the gateway
