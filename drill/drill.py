@@ -5,7 +5,8 @@
    killed mid-request, DynamoDB Local paused, SeaweedFS restarted, the payment simulator failing).
 3. Afterwards the sweep is run forward in time until every invoice the drill made is settled,
    expired or refunded (local stack only: /dev/sweep), then `emeterai audit` checks the ledger
-   (with --gateway-url when the audit has it), and every order the drill paid must be credited
+   (with --gateway-url: the simulator, and on a local stack the stack's own server key), and
+   every order the drill paid must be credited
    (PAID) or refunded (REFUNDED).
 4. Locust's HTML and CSV reports, the journal, the audit report and summary.json go to the
    output folder; one summary line goes to standard output.
@@ -68,11 +69,18 @@ def read_journal(path: Path) -> list[dict]:
 def invoice_states(host: str, journal: list[dict]) -> dict[str, dict]:
     """Every invoice the drill created, as the API shows it now (local tokens: local stack only)."""
     states = {}
+    retry_until = time.monotonic() + 120  # a function that stays down must not stall the verdict
     for entry in journal:
         if entry["kind"] != "checkout" or entry["invoice_id"] in states:
             continue
-        status, body = http("GET", f"{host}/v1/invoices/{entry['invoice_id']}", token=local_token(entry["account"]),
-                            timeout=30)
+        # A loaded machine can time a read out (the gateway's 504, or no answer): ask again before
+        # an invoice counts as unreadable, which the verdict treats as not credited.
+        for attempt in range(6):
+            status, body = http("GET", f"{host}/v1/invoices/{entry['invoice_id']}", token=local_token(entry["account"]),
+                                timeout=30)
+            if status == 200 or status in (401, 403, 404) or time.monotonic() > retry_until:
+                break
+            time.sleep(1 + attempt)
         states[entry["invoice_id"]] = body if status == 200 else {"status": f"HTTP {status}", "body": body}
     return states
 

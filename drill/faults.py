@@ -86,10 +86,24 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def kill_function_instance(stack_dir: Path, log, prefer: tuple[str, ...] = ("stamp", "checkout")) -> dict:
+def killable_instances(stack_dir: Path) -> dict[int, str]:
+    """Instances whose function keeps at least one other live instance. cargo lambda watch does
+    not replace a killed instance (Lambda would start a new execution environment), so killing a
+    function's last one would leave it answering 504 for the rest of the drill and turn the
+    verdict into one about the harness (seen: every GET /v1/invoices timing out in the settle
+    phase after both checkout instances were killed)."""
     instances = function_instances(stack_dir)
+    live: dict[str, int] = {}
+    for name in instances.values():
+        live[name] = live.get(name, 0) + 1
+    return {pid: name for pid, name in instances.items() if live[name] >= 2}
+
+
+def kill_function_instance(stack_dir: Path, log, prefer: tuple[str, ...] = ("stamp", "checkout")) -> dict:
+    instances = killable_instances(stack_dir)
     if not instances:
-        return {"kind": "function_instance_killed", "ok": False, "detail": "no function instance running"}
+        return {"kind": "function_instance_killed", "ok": False,
+                "detail": "no function has a second live instance (the last one is never killed)"}
     # An instance that used CPU in the last 200 ms is most likely in the middle of a request: look
     # for one for up to 5 s (preferring the given functions), else take an idle one.
     deadline = time.monotonic() + 5
@@ -101,7 +115,7 @@ def kill_function_instance(stack_dir: Path, log, prefer: tuple[str, ...] = ("sta
                                                   random.random()))
         if used[busy[0]] > 0 or time.monotonic() > deadline:
             break
-        instances = function_instances(stack_dir) or instances
+        instances = killable_instances(stack_dir) or instances
     victim = busy[0]
     try:
         os.kill(victim, signal.SIGKILL)
