@@ -7,6 +7,7 @@
 //! error is 2, which would read as a rejection here, so usage errors are mapped to 1.
 
 mod audit_cmd;
+mod issuer_cmd;
 mod stamp_cmd;
 mod token_cmd;
 mod verify_cmd;
@@ -36,6 +37,8 @@ enum Command {
     Token(token_cmd::TokenArgs),
     /// Checks every ledger invariant over the whole table (and the stamped objects, with EMETERAI_BUCKET).
     Audit(audit_cmd::AuditArgs),
+    /// The issuer key in AWS KMS: `issuer csr` prints a certification request for your CA.
+    Issuer(issuer_cmd::IssuerArgs),
     /// Prints a shell completion script (for example: `emeterai completions bash > /etc/bash_completion.d/emeterai`).
     Completions {
         /// The shell to complete for.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Token(args) => token_cmd::run(args),
         Command::Audit(args) => audit_cmd::run(args),
+        Command::Issuer(args) => issuer_cmd::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "emeterai", &mut std::io::stdout());
             Ok(Outcome::Success)

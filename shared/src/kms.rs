@@ -98,3 +98,21 @@ pub async fn issuer_from_env(aws: &aws_config::SdkConfig) -> Result<Issuer, Issu
     let issuer = Issuer::with_remote_key(Arc::new(key), certificate)?.with_chain(certificates.collect())?;
     Ok(issuer.with_timestamp_authority_from_env())
 }
+
+/// A PKCS#10 certification request for the KMS key `key_id` (its public key from
+/// `kms:GetPublicKey`, signed with `kms:Sign` RAW ECDSA_SHA_256): `emeterai issuer csr`.
+pub async fn certification_request(
+    aws: &aws_config::SdkConfig,
+    key_id: &str,
+    organization: &str,
+    common_name: &str,
+) -> Result<Vec<u8>, SignError> {
+    let key = KmsKey::connect(aws, key_id).await?;
+    let (organization, common_name) = (organization.to_owned(), common_name.to_owned());
+    // `sign` waits on the runtime, so it runs on a blocking thread (as in the stamp engine).
+    tokio::task::spawn_blocking(move || {
+        issuer::certification_request(key.public_key_sec1(), &organization, &common_name, |info| key.sign(info))
+    })
+    .await
+    .map_err(|e| SignError(format!("the signing task failed: {e}")))?
+}

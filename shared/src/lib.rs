@@ -10,6 +10,7 @@
 //! - `http`: the request/response types and problem+json errors shared by the API handlers.
 //! - `handlers`: one entry point per Lambda trigger; they wire the pieces, they hold no rules.
 //! - `config`: typed configuration read once per container.
+//! - `telemetry`: operator metrics (CloudWatch Embedded Metric Format), flushed per invocation.
 //! - `audit`: the operators' check of every ledger invariant over the whole table.
 
 pub mod audit;
@@ -23,3 +24,4 @@ pub mod ledger;
 pub mod midtrans;
 pub mod stamping;
 pub mod storage;
+pub mod telemetry;

@@ -147,3 +147,62 @@ async fn the_stamp_function_signs_in_kms_and_retries_when_kms_fails() {
     assert_eq!(doc.body["status"], "PROCESSING", "{:?}", doc.body);
     assert_eq!(app.quota("alice").await.0, 1, "the failed run spent nothing");
 }
+
+/// `emeterai issuer csr`: a PKCS#10 request for the KMS key, signed in KMS, that OpenSSL verifies
+/// and whose public key is the key's own (what the CA will certify).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_csr_prints_a_request_openssl_verifies_for_the_kms_key() {
+    let moto = Moto::start();
+    let aws = aws_config_for(&moto).await;
+    let client = aws_sdk_kms::Client::new(&aws);
+    let created = client.create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.expect("kms:CreateKey");
+    let key_id = created.key_metadata().expect("metadata").key_id().to_owned();
+
+    let csr = |extra: &[&str]| {
+        Command::new(emeterai_tests::cli_binary())
+            .args(["issuer", "csr", "--key-id", &key_id])
+            .args(extra)
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ENDPOINT_URL_KMS", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "ap-southeast-3")
+            .output()
+            .expect("emeterai runs")
+    };
+    let out = csr(&["--common-name", "Penerbit Uji"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let pem = String::from_utf8(out.stdout).expect("PEM");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"), "{pem}");
+    let file = std::env::temp_dir().join(format!("emeterai-csr-{key_id}.pem"));
+    std::fs::write(&file, &pem).expect("write CSR");
+
+    let openssl = |args: &[&str]| Command::new("openssl").args(args).arg("-in").arg(&file).output().expect("openssl runs");
+    let verified = openssl(&["req", "-verify", "-noout"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&verified.stdout), String::from_utf8_lossy(&verified.stderr));
+    assert!(verified.status.success() && said.contains("verify OK"), "openssl req -verify: {said}");
+    let subject = String::from_utf8_lossy(&openssl(&["req", "-noout", "-subject", "-nameopt", "oneline"]).stdout).into_owned();
+    assert!(subject.contains("C = ID") && subject.contains("O = e-Meterai") && subject.contains("CN = Penerbit Uji"), "{subject}");
+    let public_pem = String::from_utf8(openssl(&["req", "-noout", "-pubkey"]).stdout).expect("PEM");
+    let in_request = emeterai::stamping::issuer::pem_body(&public_pem, "PUBLIC KEY").expect("a public key");
+    let in_kms = client.get_public_key().key_id(&key_id).send().await.expect("kms:GetPublicKey");
+    assert_eq!(in_request, in_kms.public_key().expect("public key").as_ref(), "the request carries the KMS key's public key");
+    let _ = std::fs::remove_file(&file);
+
+    // A subject no CA would take is refused before anything is signed.
+    let refused = csr(&["--common-name", &"x".repeat(65)]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("64"), "{}", String::from_utf8_lossy(&refused.stderr));
+    // An unknown key is a failure with KMS's reason, not a request.
+    let unknown = Command::new(emeterai_tests::cli_binary())
+        .args(["issuer", "csr", "--key-id", "00000000-0000-0000-0000-000000000000"])
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ENDPOINT_URL_KMS", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "ap-southeast-3")
+        .output()
+        .expect("emeterai runs");
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(unknown.stdout.is_empty() && String::from_utf8_lossy(&unknown.stderr).contains("GetPublicKey"));
+}

@@ -105,7 +105,7 @@ async fn a_finished_document_leaves_the_sweeps_list() {
     let (rejected, outcome) = app.stamp_document("alice", b"%PDF-1.7\nnot really a PDF", json!(null)).await;
     assert!(matches!(outcome, Outcome::Rejected { .. }), "{outcome:?}");
     let later = Utc::now() + Duration::hours(2);
-    assert_eq!(app.ledger.stale_documents(later, 25).await.expect("query"), vec![], "nothing left on the list");
+    assert_eq!(app.ledger.stale_documents(later, 25).await.expect("query").items, vec![], "nothing left on the list");
     let report = app.sweep.run(later).await;
     assert_eq!((report.documents_released, report.errors), (0, 0), "{report:?}");
     assert_eq!(app.get("alice", &format!("/v1/documents/{stamped}")).await.body["status"], "STAMPED");

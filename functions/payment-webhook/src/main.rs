@@ -9,6 +9,8 @@ use lambda_http::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     emeterai::handlers::init_tracing();
+    // Metrics in CloudWatch Embedded Metric Format, written to stdout after each invocation.
+    emeterai::telemetry::install_from_env()?;
     let config = Config::from_env()?;
     let service = PaymentWebhookService {
         ledger: Ledger::from_sdk_config(&aws_sdk_config().await, &config.table),
@@ -17,5 +19,5 @@ async fn main() -> Result<(), Error> {
         gateway: MidtransClient::new(&config.midtrans)?,
         recheck_after: config.reconcile_after,
     };
-    run(service_fn(|event| service.handle(event))).await
+    run(service_fn(|event| emeterai::telemetry::flushed(service.handle(event)))).await
 }

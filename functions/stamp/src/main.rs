@@ -12,6 +12,8 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     emeterai::handlers::init_tracing();
+    // Metrics in CloudWatch Embedded Metric Format, written to stdout after each invocation.
+    emeterai::telemetry::install_from_env()?;
     let config = Config::from_env()?;
     let aws = aws_sdk_config().await;
     let service = StampService {
@@ -24,5 +26,5 @@ async fn main() -> Result<(), Error> {
         hook: Arc::new(NoFaults),
         clock: Arc::new(SystemClock),
     };
-    run(service_fn(|event| service.handle(event))).await
+    run(service_fn(|event| emeterai::telemetry::flushed(service.handle(event)))).await
 }

@@ -70,6 +70,9 @@ pub async fn apply_outcome(
             Transition::Nothing => return Ok(()),
             Transition::Move { to, .. } => match ledger.record_payment(&invoice, to, event, policy).await? {
                 Recorded::Applied => {
+                    if to == InvoiceStatus::Paid {
+                        crate::telemetry::record::credit(confirmed);
+                    }
                     tracing::info!(invoice_id = %invoice.id, from = invoice.status.as_str(), to = to.as_str(), "payment recorded");
                     return Ok(());
                 }

@@ -133,10 +133,16 @@ impl StampService {
             return Ok(Outcome::Ignored);
         };
         let upload = Upload { key: &key, size, etag };
-        match record.s3.bucket.name.as_deref() {
-            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &upload).await,
-            _ => self.process_in(&self.store, &upload).await,
+        let outcome = match record.s3.bucket.name.as_deref() {
+            Some(bucket) if bucket != self.store.bucket() => self.process_in(&self.store.for_bucket(bucket), &upload).await?,
+            _ => self.process_in(&self.store, &upload).await?,
+        };
+        match &outcome {
+            Outcome::Stamped { .. } => crate::telemetry::record::stamp_issued(),
+            Outcome::Rejected { code } => crate::telemetry::record::rejection(code),
+            Outcome::AlreadyFinal | Outcome::Ignored | Outcome::NotThatVersion => {}
         }
+        Ok(outcome)
     }
 
     /// Processes the upload an event announced.

@@ -88,6 +88,9 @@ pub struct SweepReport {
     /// Documents whose stamp run never ended, released to REJECTED `retry` (nothing charged).
     pub documents_released: u32,
     pub errors: u32,
+    /// How long the oldest item on any due list read this run had been due (0: none due). Work
+    /// that stays due for more than two sweep periods means the sweep is behind or keeps failing.
+    pub oldest_due_age_seconds: u64,
     /// Work each phase read from the due list but had no time for; it stays due, so the next
     /// run takes it (earliest first). A batch is at most BATCH_PER_SHARD per due shard, so more
     /// may be due beyond what was read.
@@ -182,6 +185,26 @@ pub fn time_until_deadline(deadline_ms: u64, wall_clock: SystemTime) -> Duration
     }
 }
 
+impl SweepReport {
+    fn saw_due(&mut self, now: Timestamp, due_at: Option<Timestamp>) {
+        if let Some(due_at) = due_at {
+            let age = u64::try_from((now - due_at).num_seconds()).unwrap_or(0);
+            self.oldest_due_age_seconds = self.oldest_due_age_seconds.max(age);
+        }
+    }
+
+    /// The run's counts as metrics (flushed with the invocation).
+    fn record_metrics(&self) {
+        use crate::telemetry::record;
+        record::late_credits(self.late_credited);
+        record::refunds(RefundStatus::Completed, self.refunds_completed);
+        record::refunds(RefundStatus::Failed, self.refunds_failed);
+        record::refunds(RefundStatus::NeedsReview, self.refunds_needing_review);
+        record::stale_documents_released(self.documents_released);
+        record::oldest_due_age(self.oldest_due_age_seconds);
+    }
+}
+
 pub struct SweepService {
     pub ledger: Ledger,
     pub gateway: MidtransClient,
@@ -226,6 +249,7 @@ impl SweepService {
                 Phase::StaleDocuments => self.release_stale_documents(now, time, &mut report).await,
             }
         }
+        report.record_metrics();
         report
     }
 
@@ -233,7 +257,10 @@ impl SweepService {
     /// reaches them, so a run that stops for time has not spent it reading what it leaves).
     async fn due(&self, kind: DueKind, now: Timestamp, time: PhaseTime, report: &mut SweepReport) -> Paced<InvoiceId> {
         match self.ledger.due_invoices(kind, now, BATCH_PER_SHARD).await {
-            Ok(ids) => time.pace(ids),
+            Ok(due) => {
+                report.saw_due(now, due.oldest_due_at);
+                time.pace(due.items)
+            }
             Err(e) => {
                 tracing::error!(error = ?e, ?kind, "cannot read due work");
                 report.errors += 1;
@@ -405,7 +432,10 @@ impl SweepService {
     /// race cleanly: the release and the consumption are both conditional on PROCESSING.
     async fn release_stale_documents(&self, now: Timestamp, time: PhaseTime, report: &mut SweepReport) {
         let ids = match self.ledger.stale_documents(now, BATCH_PER_SHARD).await {
-            Ok(ids) => ids,
+            Ok(due) => {
+                report.saw_due(now, due.oldest_due_at);
+                due.items
+            }
             Err(e) => {
                 tracing::error!(error = ?e, "cannot read stale documents");
                 report.errors += 1;

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 
 use super::item::{Item, Reader, n, s, ts};
 use super::keys::{self, BALANCE_SK, DueKind, EntryKind, PK, SK};
+use super::refunds::DueBatch;
 use super::{Cancellation, Ledger, LedgerError, TransactError, conflict_retries};
 use crate::domain::document::{Document, DocumentRejection, DocumentStatus, FileName, StampRecord, StampReservation};
 use crate::domain::ids::{AccountId, DocumentId, InvoiceId};
@@ -229,9 +230,10 @@ impl Ledger {
 
     /// Documents whose stamp run should have ended by `now` (see [`STALE_PROCESSING_MINUTES`]),
     /// from the sparse `due` index (a Query per shard, never a scan), at most `limit` per shard.
-    pub async fn stale_documents(&self, now: Timestamp, limit: i32) -> Result<Vec<DocumentId>, LedgerError> {
-        let pks = self.due_keys(DueKind::StaleDocument, now, limit).await?;
-        Ok(pks.iter().filter_map(|pk| pk.strip_prefix("DOC#").and_then(|id| DocumentId::parse(id).ok())).collect())
+    pub async fn stale_documents(&self, now: Timestamp, limit: i32) -> Result<DueBatch<DocumentId>, LedgerError> {
+        let due = self.due_keys(DueKind::StaleDocument, now, limit).await?;
+        let items = due.items.iter().filter_map(|pk| pk.strip_prefix("DOC#").and_then(|id| DocumentId::parse(id).ok())).collect();
+        Ok(DueBatch { items, oldest_due_at: due.oldest_due_at })
     }
 
     /// PAID invoices of the account with units left and still valid at `now`, the one whose

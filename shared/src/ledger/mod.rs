@@ -140,6 +140,8 @@ impl Ledger {
 
     /// Backoff between attempts after a transaction conflict: short, jittered, growing.
     pub(crate) async fn conflict_pause(attempt: u32) {
+        // Every retry after a lost race passes here: the contention operators watch.
+        crate::telemetry::record::ledger_contention_retry();
         use rand::Rng;
         let base = 10u64 << attempt.min(5);
         let jitter = rand::thread_rng().gen_range(0..=base);
@@ -149,4 +151,26 @@ impl Ledger {
 
 pub(crate) fn conflict_retries() -> u32 {
     CONFLICT_RETRIES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ledger;
+    use crate::telemetry;
+
+    /// The only test of this binary that installs the process-wide collector and pauses after
+    /// a conflict, so the flush below holds exactly its counts.
+    #[tokio::test]
+    async fn every_pause_after_a_lost_race_counts_one_contention_retry() {
+        telemetry::install("eMeterai/unit-test").expect("collector");
+        telemetry::flush_to(std::io::sink()).expect("discard");
+        for attempt in 0..3 {
+            Ledger::conflict_pause(attempt).await;
+        }
+        let mut out = Vec::new();
+        telemetry::flush_to(&mut out).expect("flush");
+        let line: serde_json::Value = serde_json::from_slice(&out).expect("one EMF document");
+        assert_eq!(line[telemetry::names::LEDGER_CONTENTION_RETRIES], 3, "{line}");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Count", "{line}");
+    }
 }

@@ -276,9 +276,10 @@ impl Ledger {
 
     /// Invoices with `kind` work due at or before `now`, from the sparse `due` index (never a
     /// scan), at most `limit` per shard, earliest first.
-    pub async fn due_invoices(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<Vec<InvoiceId>, LedgerError> {
-        let pks = self.due_keys(kind, now, limit).await?;
-        Ok(pks
+    pub async fn due_invoices(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<DueBatch<InvoiceId>, LedgerError> {
+        let due = self.due_keys(kind, now, limit).await?;
+        let items = due
+            .items
             .iter()
             .filter_map(|pk| {
                 let id = pk.strip_prefix("INV#").and_then(|id| InvoiceId::parse(id).ok());
@@ -287,13 +288,15 @@ impl Ledger {
                 }
                 id
             })
-            .collect())
+            .collect();
+        Ok(DueBatch { items, oldest_due_at: due.oldest_due_at })
     }
 
     /// The `pk`s of the items with `kind` work due at or before `now` (sparse `due` index, keys
     /// only), at most `limit` per shard, earliest first.
-    pub(super) async fn due_keys(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<Vec<String>, LedgerError> {
+    pub(super) async fn due_keys(&self, kind: DueKind, now: Timestamp, limit: i32) -> Result<DueBatch<String>, LedgerError> {
         let mut shards = Vec::new();
+        let mut oldest_due_at: Option<Timestamp> = None;
         for shard in 0..DUE_SHARDS {
             let out = self
                 .client
@@ -306,6 +309,13 @@ impl Ledger {
                 .limit(limit)
                 .send()
                 .await?;
+            // Earliest first per shard: the first item is the shard's oldest (the index key is
+            // projected with the keys, so this costs no read).
+            let first_due = out.items().first().and_then(|item| item.get("due_at")).and_then(|v| v.as_s().ok()).and_then(|v| time::parse(v));
+            oldest_due_at = match (oldest_due_at, first_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let due: Vec<String> = out.items().iter().filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned()).collect();
             shards.push(due.into_iter());
         }
@@ -317,8 +327,16 @@ impl Ledger {
             let before = pks.len();
             pks.extend(shards.iter_mut().filter_map(Iterator::next));
             if pks.len() == before {
-                break Ok(pks);
+                break Ok(DueBatch { items: pks, oldest_due_at });
             }
         }
     }
+}
+
+/// One read of the sweep's due list: the items (at most the limit per shard) and when the oldest
+/// of them fell due, for the operators' "sweep falling behind" alarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueBatch<T> {
+    pub items: Vec<T>,
+    pub oldest_due_at: Option<Timestamp>,
 }

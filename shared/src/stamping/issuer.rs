@@ -393,10 +393,7 @@ fn self_signed_certificate(
     let not_before = chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default(); // 2000-01-01
     let not_after = chrono::DateTime::from_timestamp(4_102_444_799, 0).unwrap_or_default(); // 2099-12-31
     let validity = der::sequence(&[&der::time(&not_before), &der::time(&not_after)]);
-    let spki = der::sequence(&[
-        &der::sequence(&[&der::object_id(oid::EC_PUBLIC_KEY), &der::object_id(oid::PRIME256V1)]),
-        &der::tlv(der::TAG_BIT_STRING, &[&[0u8][..], point].concat()),
-    ]);
+    let spki = ec_public_key_info(point);
     let critical = der::tlv(der::TAG_BOOLEAN, &[0xFF]);
     let basic_constraints = der::sequence(&[
         &der::object_id(oid::BASIC_CONSTRAINTS),
@@ -428,6 +425,54 @@ fn self_signed_certificate(
     let signature = sign(&tbs)?;
     let signature_bits = [&[0u8][..], &signature].concat();
     Ok(der::sequence(&[&tbs, &signature_algorithm, &der::tlv(der::TAG_BIT_STRING, &signature_bits)]))
+}
+
+/// Longest subject attribute accepted in a certification request (X.520's upper bound for a
+/// common name and an organization name).
+pub const MAX_SUBJECT_ATTRIBUTE_CHARS: usize = 64;
+
+/// A PKCS#10 certification request (RFC 2986) for the P-256 key whose SEC1 point is `point`, with
+/// subject `C=ID, O=organization, CN=common_name`, signed with ECDSA SHA-256 by `sign` over the
+/// DER request info: what the operator's CA certifies, for a key it never sees (KMS holds it).
+pub fn certification_request(
+    point: &[u8],
+    organization: &str,
+    common_name: &str,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, SignError>,
+) -> Result<Vec<u8>, SignError> {
+    for (what, value) in [("organization", organization), ("common name", common_name)] {
+        let chars = value.chars().count();
+        if chars == 0 || chars > MAX_SUBJECT_ATTRIBUTE_CHARS || value.chars().any(char::is_control) {
+            return Err(SignError(format!("the {what} must be 1 to {MAX_SUBJECT_ATTRIBUTE_CHARS} printable characters")));
+        }
+    }
+    let subject = der::sequence(&[
+        &rdn(oid::COUNTRY, der::TAG_PRINTABLE_STRING, "ID"),
+        &rdn(oid::ORGANIZATION, der::TAG_UTF8_STRING, organization),
+        &rdn(oid::COMMON_NAME, der::TAG_UTF8_STRING, common_name),
+    ]);
+    // No attributes (no extension request): the CA decides the certificate's extensions.
+    let attributes = der::tlv(0xA0, &[]);
+    let info = der::sequence(&[&der::small_integer(0), &subject, &ec_public_key_info(point), &attributes]);
+    let signature = sign(&info)?;
+    Ok(der::sequence(&[
+        &info,
+        &der::algorithm(oid::ECDSA_WITH_SHA256),
+        &der::tlv(der::TAG_BIT_STRING, &[&[0u8][..], &signature].concat()),
+    ]))
+}
+
+/// `-----BEGIN CERTIFICATE REQUEST-----` armour for [`certification_request`]'s DER.
+pub fn certification_request_pem(der_bytes: &[u8]) -> String {
+    pem_encode("CERTIFICATE REQUEST", der_bytes)
+}
+
+/// SubjectPublicKeyInfo of a P-256 public key (id-ecPublicKey, prime256v1).
+fn ec_public_key_info(point: &[u8]) -> Vec<u8> {
+    der::sequence(&[
+        &der::sequence(&[&der::object_id(oid::EC_PUBLIC_KEY), &der::object_id(oid::PRIME256V1)]),
+        &der::tlv(der::TAG_BIT_STRING, &[&[0u8][..], point].concat()),
+    ])
 }
 
 fn rdn(attribute: &[u8], string_tag: u8, value: &str) -> Vec<u8> {
