@@ -5,7 +5,8 @@
 //! notifications (settlement, captures with each fraud status, pending, expire, cancel, deny,
 //! failure; duplicated, lost, with a wrong amount or a bad signature), sweeps at chosen times
 //! (two at once, racing notifications), refund requests (racing a stamp), and stamps whose clock
-//! is set past the quota's validity (racing the expiry refund). Actions of one step run
+//! is set past the quota's validity (racing the expiry refund), each followed by a re-upload and
+//! a redelivery of its S3 event. Actions of one step run
 //! concurrently against DynamoDB Local, SeaweedFS and the Midtrans simulator.
 //!
 //! The oracle is a model written from API.md, not from the code: it knows what was delivered and
@@ -543,6 +544,8 @@ struct Lane {
     app: TestApp,
     sim: MidtransSim,
     pdf: Vec<u8>,
+    /// What a re-upload tries to put in place of `pdf`.
+    other_pdf: Vec<u8>,
     /// A client of its own, to read the table raw (not through the code under test).
     dynamodb: aws_sdk_dynamodb::Client,
 }
@@ -753,8 +756,33 @@ impl CaseRun<'_> {
         Resp::Http(r.status)
     }
 
+    /// One stamp: create, upload, deliver; then, as a client and S3 might, the upload PUT again
+    /// with other bytes and the S3 event again. Neither may change the outcome: the upload URL is
+    /// single-use (412) and a redelivery finds the document final, so the model counts one stamp
+    /// (a second charge would leave the ledger off the model).
     async fn stamp(&self) -> Resp {
-        let (document, outcome) = self.app().stamp_document(&self.account, &self.lane.pdf, json!(null)).await;
+        let app = self.app();
+        let created = app
+            .create_document(&self.account, &json!({"file_name": "surat-pernyataan.pdf", "placement": null}).to_string())
+            .await;
+        if created.status != 201 {
+            self.fail(format!("document creation answered {} {}", created.status, created.raw.body));
+        }
+        let document = created.body["document_id"].as_str().expect("id").to_owned();
+        let uploaded = app.upload(&created.body, &self.lane.pdf).await;
+        if uploaded != 200 {
+            self.fail(format!("upload answered {uploaded}"));
+        }
+        let key = TestApp::incoming_key(&self.account, &document);
+        let outcome = app.deliver(&key).await.unwrap_or_else(|e| self.fail(format!("stamp run failed: {e}")));
+        let reuploaded = app.upload(&created.body, &self.lane.other_pdf).await;
+        if reuploaded != 412 {
+            self.fail(format!("a second PUT to the upload URL answered {reuploaded}, not 412"));
+        }
+        match app.deliver(&key).await {
+            Ok(Outcome::AlreadyFinal) => {}
+            other => self.fail(format!("the S3 event delivered again ended {other:?}, not AlreadyFinal")),
+        }
         match outcome {
             Outcome::Stamped { .. } => {
                 self.stamped_documents.lock().expect("lock").push(document.clone());
@@ -1066,7 +1094,7 @@ async fn the_ledger_agrees_with_a_model_of_what_was_delivered() {
             let sim = MidtransSim::start(SERVER_KEY, None).await.expect("simulator");
             let app = spawn_app_with(Gateway::At(sim.base_url().to_owned()), &env).await;
             let (dynamodb, _) = emeterai_local::provision::clients_from_env().await;
-            let lane = Arc::new(Lane { app, sim, pdf: fixture("rotate-270-a4-autocad.pdf"), dynamodb });
+            let lane = Arc::new(Lane { app, sim, pdf: fixture("rotate-270-a4-autocad.pdf"), other_pdf: fixture("inherited-resources-a4-v1.3-scribus.pdf"), dynamodb });
             let mut ran = 0u64;
             for case_no in (lane_no..cases).step_by(usize::try_from(lanes).expect("lanes")) {
                 if only.is_some_and(|o| o != case_no) {
