@@ -46,7 +46,7 @@ lint-template:
 # The local-stack phase ends with a short deadline drill (30 s of load with faults, then settle
 # and audit; reports in .local/test-output/drill).
 test: lint-template install-all pdf-tools web browser-tools drill-tools
-	scripts/with-test-services.sh $(CARGO) test --workspace
+	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
 	scripts/with-local-stack.sh bash -c '$(CARGO) test -p emeterai-tests --test local_stack -- --include-ignored && .local/venv/bin/python -m pytest -q -p no:cacheprovider tests/browser && .local/venv/bin/python drill/drill.py --duration 30 --baseline 1 --out .local/test-output/drill'
 
 # The machine-readable contract fuzzed (issue 13): schemathesis with every check and the stateful

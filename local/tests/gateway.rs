@@ -180,7 +180,7 @@ async fn routes_auth_and_events() {
 
     let (status, ct, body) = body_json(g.http.get(format!("{}/v1/quota", g.url)).send().await.expect("q")).await;
     assert_eq!((status, ct.as_str()), (401, "application/problem+json"));
-    assert_eq!(body, json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "code": "unauthorized"}));
+    assert_eq!(body, json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "code": "unauthorized", "detail": "a valid bearer token is required"}));
     let wrong_secret = local_jwt::issue("other", "alice", chrono::Utc::now().timestamp(), 600);
     let r = g.http.get(format!("{}/v1/quota", g.url)).bearer_auth(wrong_secret).send().await.expect("q");
     assert_eq!(r.status(), 401);
