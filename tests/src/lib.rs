@@ -401,17 +401,33 @@ impl TestApp {
         self.stamp.process_record(&event.records[0]).await
     }
 
-    /// Creates a document, uploads `pdf` and delivers the event once; returns the document id.
-    pub async fn stamp_document(&self, caller: &str, pdf: &[u8], placement: Value) -> (String, Outcome) {
-        let created = self
-            .create_document(caller, &json!({"file_name": "surat-pernyataan.pdf", "placement": placement}).to_string())
-            .await;
+    /// Creates a document with `body` (POST /v1/documents, must answer 201) and uploads `pdf`
+    /// through its upload URL (must answer 200); no event is delivered yet.
+    pub async fn upload_document(&self, caller: &str, body: &str, pdf: &[u8]) -> UploadedDocument {
+        let created = self.create_document(caller, body).await;
         assert_eq!(created.status, 201, "{:?}", created.body);
         assert_eq!(self.upload(&created.body, pdf).await, 200);
         let id = created.body["document_id"].as_str().expect("id").to_owned();
-        let outcome = self.deliver(&Self::incoming_key(caller, &id)).await.expect("stamp run");
+        let key = Self::incoming_key(caller, &id);
+        UploadedDocument { created: created.body, id, key }
+    }
+
+    /// Creates a document, uploads `pdf` and delivers the event once; returns the document id.
+    pub async fn stamp_document(&self, caller: &str, pdf: &[u8], placement: Value) -> (String, Outcome) {
+        let body = json!({"file_name": "surat-pernyataan.pdf", "placement": placement}).to_string();
+        let UploadedDocument { id, key, .. } = self.upload_document(caller, &body, pdf).await;
+        let outcome = self.deliver(&key).await.expect("stamp run");
         (id, outcome)
     }
+}
+
+/// A document created and uploaded, its event not delivered yet.
+pub struct UploadedDocument {
+    /// The POST /v1/documents answer (its `upload` request can be replayed).
+    pub created: Value,
+    pub id: String,
+    /// The object key the upload landed at.
+    pub key: String,
 }
 
 /// An S3 `ObjectCreated:Put` notification with every field AWS sends (`etag` without quotes).

@@ -6,7 +6,7 @@ use emeterai::domain::serial::Serial;
 use emeterai::handlers::stamp::{Outcome, Step};
 use emeterai::stamping::{self, StampRequest};
 use emeterai::storage::StorageError;
-use emeterai_tests::{TestApp, fixture, request, spawn_app, test_issuer};
+use emeterai_tests::{TestApp, UploadedDocument, fixture, request, spawn_app, test_issuer};
 use http::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -38,23 +38,19 @@ async fn verify_file(app: &TestApp, pdf: &[u8]) -> Value {
 async fn a_second_put_changes_neither_the_stamped_file_nor_the_registry() {
     let app = spawn_app().await;
     app.fund("alice", 2).await;
-    let created = app.create_document("alice", r#"{"file_name": "a.pdf"}"#).await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    assert_eq!(created.body["upload"]["method"], "PUT");
-    assert_eq!(created.body["upload"]["headers"]["content-type"], "application/pdf");
-    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
-    let id = created.body["document_id"].as_str().expect("id").to_owned();
-    let key = TestApp::incoming_key("alice", &id);
+    let UploadedDocument { created, id, key } = app.upload_document("alice", r#"{"file_name": "a.pdf"}"#, &fixture(DOC)).await;
+    assert_eq!(created["upload"]["method"], "PUT");
+    assert_eq!(created["upload"]["headers"]["content-type"], "application/pdf");
 
     // While PROCESSING (the first run died after reserving): the same URL again is refused.
     app.faults.crash_once_after(Step::Reserved);
     assert!(app.deliver(&key).await.is_err());
     assert_eq!(document(&app, &id).await["status"], "PROCESSING");
-    assert_eq!(app.upload(&created.body, &fixture(OTHER)).await, 412, "single-use upload");
+    assert_eq!(app.upload(&created, &fixture(OTHER)).await, 412, "single-use upload");
     assert!(matches!(app.deliver(&key).await.expect("redelivery"), Outcome::Stamped { .. }));
 
     // After STAMPED: refused too, and a redelivered event changes nothing.
-    assert_eq!(app.upload(&created.body, &fixture(OTHER)).await, 412, "single-use upload");
+    assert_eq!(app.upload(&created, &fixture(OTHER)).await, 412, "single-use upload");
     assert_eq!(app.deliver(&key).await.expect("redelivery"), Outcome::AlreadyFinal);
     let doc = document(&app, &id).await;
     let pdf = download(&doc).await;
@@ -127,11 +123,7 @@ async fn exists(app: &TestApp, key: &str) -> bool {
 async fn an_event_naming_another_version_stamps_nothing_and_spends_nothing() {
     let app = spawn_app().await;
     app.fund("alice", 1).await;
-    let created = app.create_document("alice", r#"{"file_name": "a.pdf"}"#).await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
-    let id = created.body["document_id"].as_str().expect("id").to_owned();
-    let key = TestApp::incoming_key("alice", &id);
+    let UploadedDocument { id, key, .. } = app.upload_document("alice", r#"{"file_name": "a.pdf"}"#, &fixture(DOC)).await;
 
     let outcome = app.deliver_naming(&key, "0123456789abcdef0123456789abcdef").await.expect("a clear outcome, not a failed run");
     assert_eq!(outcome, Outcome::NotThatVersion);
@@ -155,11 +147,7 @@ async fn an_event_naming_another_version_stamps_nothing_and_spends_nothing() {
 async fn a_reservation_stamps_only_the_version_it_was_made_for() {
     let app = spawn_app().await;
     app.fund("alice", 1).await;
-    let created = app.create_document("alice", r#"{"file_name": "a.pdf"}"#).await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    assert_eq!(app.upload(&created.body, &fixture(DOC)).await, 200);
-    let id = created.body["document_id"].as_str().expect("id").to_owned();
-    let key = TestApp::incoming_key("alice", &id);
+    let UploadedDocument { id, key, .. } = app.upload_document("alice", r#"{"file_name": "a.pdf"}"#, &fixture(DOC)).await;
     let first = app.s3.head_object().bucket(&app.bucket).key(&key).send().await.expect("head");
     let first_etag = first.e_tag().expect("etag").trim_matches('"').to_owned();
     app.faults.crash_once_after(Step::Reserved);
