@@ -157,8 +157,11 @@ start_dynamodb() {
     fi
     [[ -f "$EMETERAI_LOCAL/dynamodb-launcher/DynamoDbLocalLoopback.class" ]] \
         || die "the DynamoDB Local launcher is not built (run scripts/install.sh)"
-    # Serial GC and C1 only: a small, quick-starting JVM is plenty for a local table.
-    (cd "$dir" && exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx512m \
+    # Serial GC and C1 only: a small, quick-starting JVM is plenty for a test's table.
+    # EMETERAI_DYNAMODB_JVM_OPTS replaces these flags (the drill's measurements try others).
+    local jvm_opts
+    read -r -a jvm_opts <<<"${EMETERAI_DYNAMODB_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx512m}"
+    (cd "$dir" && exec java "${jvm_opts[@]}" \
         -Djava.library.path="$dir/DynamoDBLocal_lib" \
         -cp "$EMETERAI_LOCAL/dynamodb-launcher:$dir/DynamoDBLocal.jar:$dir/DynamoDBLocal_lib/*" \
         DynamoDbLocalLoopback -sharedDb "${storage[@]}" -port "$port" -disableTelemetry \
