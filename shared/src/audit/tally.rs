@@ -22,7 +22,8 @@ pub enum Rule {
     Malformed,
     /// An account's balance is not the sum of its ledger entries.
     Balance,
-    /// An account's pending units are not the quantities of its PENDING invoices.
+    /// An account's pending units are not the quantities of its PENDING invoices, or its count
+    /// of unpaid invoices (the per-account checkout limit's counter) is not their number.
     Pending,
     /// A PAID or REFUNDED invoice's quantity is not used + remaining + refunded.
     Quantity,
@@ -93,6 +94,7 @@ pub(crate) struct Counters {
     credited: i64,
     consumed: i64,
     refunded: i64,
+    unpaid_invoices: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +210,7 @@ impl Fact {
                         credited: count("credited")?,
                         consumed: count("consumed")?,
                         refunded: count("refunded")?,
+                        unpaid_invoices: count(crate::ledger::invoices::UNPAID_INVOICES)?,
                     })
                 };
                 return match read() {
@@ -303,8 +306,9 @@ struct AccountTally {
     credited: i64,
     consumed: i64,
     refunded: i64,
-    /// Quantities of the account's PENDING invoices.
+    /// Quantities of the account's PENDING invoices, and how many there are.
     pending_in_invoices: i64,
+    pending_invoices: i64,
 }
 
 #[derive(Debug, Default)]
@@ -381,7 +385,9 @@ impl Tally {
             }
             Fact::Invoice { id, seen } => {
                 if &*seen.status == PENDING {
-                    self.accounts.entry(seen.account.clone()).or_default().pending_in_invoices += seen.quantity;
+                    let account = self.accounts.entry(seen.account.clone()).or_default();
+                    account.pending_in_invoices += seen.quantity;
+                    account.pending_invoices += 1;
                 }
                 self.invoices.entry(id).or_default().seen = Some(seen);
             }
@@ -447,8 +453,15 @@ impl Tally {
             if b.pending != a.pending_in_invoices {
                 out.push(Violation::new(
                     Rule::Pending,
-                    subject,
+                    subject.clone(),
                     format!("pending {} but its PENDING invoices hold {} units", b.pending, a.pending_in_invoices),
+                ));
+            }
+            if b.unpaid_invoices != a.pending_invoices {
+                out.push(Violation::new(
+                    Rule::Pending,
+                    subject,
+                    format!("unpaid_invoices {} but it has {} PENDING invoice(s)", b.unpaid_invoices, a.pending_invoices),
                 ));
             }
         }
@@ -745,6 +758,16 @@ mod tests {
         let mut both = healthy();
         both.push(item(&[("pk", s("ACC#alice")), ("sk", s("LEDGER#REFUND#r")), ("kind", s("REFUND")), ("units", n(2)), ("invoice_id", s("inv_1"))]));
         assert!(audit(&both).iter().any(|v| v.rule == Rule::ConsumedAndRefunded && v.subject == "invoice inv_1"));
+
+        let mut miscounted = healthy();
+        miscounted[0].insert("unpaid_invoices".into(), n(1));
+        let expected = Violation::new(Rule::Pending, "account alice", "unpaid_invoices 1 but it has 0 PENDING invoice(s)");
+        assert_eq!(audit(&miscounted), vec![expected]);
+        let mut unpaid = healthy();
+        unpaid.push(item(&[("pk", s("INV#inv_2")), ("sk", s("INVOICE")), ("account", s("alice")), ("status", s("PENDING")), ("quantity", n(3)), ("used", n(0)), ("remaining", n(0)), ("refunded", n(0))]));
+        unpaid[0].insert("pending".into(), n(3));
+        unpaid[0].insert("unpaid_invoices".into(), n(1));
+        assert_eq!(audit(&unpaid), vec![]);
 
         let mut garbage = healthy();
         garbage[3].insert("quantity".into(), s("two"));
