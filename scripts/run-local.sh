@@ -137,8 +137,14 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
 } >"$state/functions.env"
 
 step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
+# cargo lambda watch starts each instance with `cargo run`; cargo's runner for this machine's
+# target, `emeterai-local instance`, runs it as Lambda would: under the function's MemorySize and
+# Timeout from template.yaml, replaced by a new instance when it dies (local/src/instance.rs).
+host_triple="$(rustc -vV | sed -n 's/^host: //p')"
+runner_variable="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host_triple")_RUNNER"
 # setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
-PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" \
+env "$runner_variable=$gateway_bin instance" EMETERAI_TEMPLATE="$EMETERAI_ROOT/template.yaml" \
+    PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
     --env-file "$state/functions.env" --concurrency "$concurrency" \
     </dev/null >"$state/lambda.log" 2>&1 &
