@@ -4,6 +4,7 @@ Each hook keeps generated requests meaning what the fuzzer thinks they mean, whe
 depends on something no JSON Schema can say; each says why. Nothing here changes a response.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,24 @@ VALID_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_:.-]{1,128}$")
 
 # Cursors the API itself handed out (`next_cursor`), which a client may pass back.
 ISSUED_CURSORS = set()
+
+# Orders this run opened (order id -> gross amount as Midtrans writes it, "30000.00").
+OPENED_ORDERS = {}
+
+
+def _local_server_key():
+    """The local stack's Midtrans server key, read from the functions' environment file that
+    scripts/run-local.sh writes (run.sh passes its path). Only ever used to sign; never printed."""
+    path = os.environ["EMETERAI_CONTRACT_FUNCTIONS_ENV"]
+    with open(path) as env:
+        for line in env:
+            name, _, value = line.rstrip("\n").partition("=")
+            if name == "EMETERAI_MIDTRANS_SERVER_KEY":
+                return value
+    raise RuntimeError(f"EMETERAI_MIDTRANS_SERVER_KEY is not in {path}")
+
+
+SERVER_KEY = _local_server_key()
 
 
 def _one_pdf_page():
@@ -66,32 +85,72 @@ def pdf_serializer(ctx, value):
     return json.dumps(value).encode("utf-8")
 
 
-# RFC 8259 (section 6) lets an implementation limit the range of numbers it accepts; the API reads
-# JSON numbers as IEEE 754 doubles (serde_json), so a generated integer beyond 1.8e308 (Python's
-# integers are unbounded) is 400 `bad_request`, rightly. Positive bodies keep integers within it;
-# every field the API reads has its own, far smaller, bounds in the schema.
+# RFC 8259 (section 6) lets an implementation limit the range and precision of numbers it accepts;
+# the API reads JSON numbers as IEEE 754 doubles (serde_json), so a generated integer beyond
+# 1.8e308 (Python's integers are unbounded) is 400 `bad_request`, rightly. So is a number written
+# near the largest double: serde_json (without its slower `float_roundtrip` parsing) scales the
+# leading digits by a power of ten in double arithmetic and the product can round past the largest
+# double; 1.7976931348623157e308 written as its 309 integer digits is refused "number out of
+# range". Every field the API reads has its own, far smaller, bounds in the schema, so positive
+# bodies keep every number within 2**1023 (half the largest double: a wide margin).
 LARGEST_JSON_NUMBER = 2**1023
+# Integral floats up to here are exact integers; beyond it a float is left a float.
+LARGEST_EXACT_INTEGER = 2**53
 
 
-def _integral_floats_as_integers(value):
-    """Integers beyond a double's range are brought within it (above). And: JSON Schema counts 196.0 as an `integer`; the API reads counts (quantity, page) only when
-    written as integers (a count has no fraction: 196.0 is 422, shared/src/domain/quantity.rs),
-    which `type: integer` cannot say. Positive bodies write integral floats as the integers they stand for."""
-    if isinstance(value, float) and value.is_integer():
+def _numbers_as_the_api_reads_them(value):
+    """Two things a JSON Schema cannot say. Numbers are brought within the range above. And JSON
+    Schema counts 196.0 as an `integer`, while the API reads counts (quantity, page) only when
+    written as integers (a count has no fraction: 196.0 is 422, shared/src/domain/quantity.rs):
+    integral floats are written as the integers they stand for.
+
+    Session 19's stateful-phase failure was this hook's own doing: an integral float at the largest
+    double (1.7976931348623157e308, drawn into an extra property the schema allows) was turned into
+    an integer first and returned before the clamp, so it went out as 309 digits and was refused
+    (reproduced with seed 705109822 in the fuzzing and stateful phases). Now the clamp comes first
+    and only floats that are exact integers become integers."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and abs(value) > LARGEST_JSON_NUMBER:
+        return type(value)(LARGEST_JSON_NUMBER if value > 0 else -LARGEST_JSON_NUMBER)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= LARGEST_EXACT_INTEGER:
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > LARGEST_JSON_NUMBER:
-        return LARGEST_JSON_NUMBER if value > 0 else -LARGEST_JSON_NUMBER
     if isinstance(value, dict):
-        return {k: _integral_floats_as_integers(v) for k, v in value.items()}
+        return {k: _numbers_as_the_api_reads_them(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_integral_floats_as_integers(v) for v in value]
+        return [_numbers_as_the_api_reads_them(v) for v in value]
     return value
+
+
+def _sign_notification(body):
+    """The webhook believes a notification only with Midtrans' signature over order_id,
+    status_code and gross_amount with the server key (API.md); a generated `signature_key` matches
+    the pattern but never the key, so every drawn notification is rightly 401 `bad_signature` and
+    the webhook's logic is never reached. A positive notification is what Midtrans would send:
+    signed with the local stack's key. Half of them (chosen by a hash of the body, so a seed
+    replays the same ones) name an order this run opened, with that invoice's amount (a drawn
+    amount for a real order is rightly 422 `amount_mismatch`, which a schema cannot say), so the
+    status, fraud and duplicate handling runs on real invoices; the rest keep their drawn order id
+    and are answered 404 `not_found` (API.md: unknown order)."""
+    fields = ("order_id", "status_code", "gross_amount")
+    if not all(isinstance(body.get(name), str) for name in fields):
+        return
+    if OPENED_ORDERS:
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).digest()
+        if digest[0] % 2 == 0:
+            orders = sorted(OPENED_ORDERS)
+            body["order_id"] = orders[digest[1] % len(orders)]
+            body["gross_amount"] = OPENED_ORDERS[body["order_id"]]
+    signed = body["order_id"] + body["status_code"] + body["gross_amount"] + SERVER_KEY
+    body["signature_key"] = hashlib.sha512(signed.encode("utf-8")).hexdigest()
 
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
     if _is_positive(case) and isinstance(case.body, (dict, list)):
-        case.body = _integral_floats_as_integers(case.body)
+        case.body = _numbers_as_the_api_reads_them(case.body)
+    if case.operation.label == "POST /v1/webhooks/midtrans" and _is_positive(case) and isinstance(case.body, dict):
+        _sign_notification(case.body)
     headers = case.headers or {}
     key = headers.get("Idempotency-Key")
     # API.md: the same key with another body is 422 `idempotency_key_reused`; a client makes a
@@ -125,8 +184,11 @@ def after_call(context, case, response):
         # correctly signed settlement notification, as Midtrans sends): refunds and documents
         # then have paid units to act on, so the stateful phase reaches their 2xx answers.
         try:
-            order_id = response.json().get("order_id")
+            invoice = response.json()
         except ValueError:
             return
+        order_id, amount = invoice.get("order_id"), invoice.get("amount")
+        if order_id and isinstance(amount, int):
+            OPENED_ORDERS[order_id] = f"{amount}.00"
         if order_id:
             requests.post(f"{API_URL}/dev/pay/{order_id}", json={}, timeout=30)

@@ -59,16 +59,20 @@ pub struct PageInfo {
     pub visible: Rect,
     /// Clockwise display rotation: 0, 90, 180 or 270.
     pub rotate: u16,
+    /// `/UserUnit` (PDF 1.6): the size of one user-space unit in points (1/72 inch); 1 unless
+    /// the page says otherwise. A page with boxes of half an A4 and `/UserUnit 2` prints as A4.
+    pub user_unit: f64,
 }
 
 impl PageInfo {
-    /// Width and height in points of the page as displayed.
+    /// Width and height in points (1/72 inch) of the page as displayed, `/UserUnit` applied.
     pub fn displayed_size(&self) -> (f64, f64) {
-        if self.rotate.is_multiple_of(180) {
+        let (w, h) = if self.rotate.is_multiple_of(180) {
             (self.visible.width(), self.visible.height())
         } else {
             (self.visible.height(), self.visible.width())
-        }
+        };
+        (w * self.user_unit, h * self.user_unit)
     }
 }
 
@@ -284,7 +288,9 @@ fn collect_pages(doc: &Doc<'_>, catalog: &Dict) -> Result<Vec<PageInfo>, Rejecti
         };
         let is_page = name_is(doc, &node, b"Type", b"Page") || (!node.has(b"Kids") && node.has(b"Contents"));
         if is_page {
-            pages.push(page_info(id, here)?);
+            // /UserUnit belongs to the page itself: it is not inherited down the tree.
+            let user_unit = node.get(b"UserUnit").and_then(|o| number(doc, o));
+            pages.push(page_info(id, here, user_unit)?);
             if pages.len() > MAX_PAGES {
                 return Err(Rejection::Corrupt);
             }
@@ -304,7 +310,7 @@ fn collect_pages(doc: &Doc<'_>, catalog: &Dict) -> Result<Vec<PageInfo>, Rejecti
     Ok(pages)
 }
 
-fn page_info(id: ObjectId, attrs: Inherited) -> Result<PageInfo, Rejection> {
+fn page_info(id: ObjectId, attrs: Inherited, user_unit: Option<f64>) -> Result<PageInfo, Rejection> {
     // A page without a media box is broken; readers fall back to US Letter.
     let media = attrs.media.unwrap_or(Rect::new(0.0, 0.0, 612.0, 792.0));
     let visible = attrs.crop.and_then(|crop| crop.intersection(&media)).unwrap_or(media);
@@ -318,7 +324,9 @@ fn page_info(id: ObjectId, attrs: Inherited) -> Result<PageInfo, Rejection> {
         270 => 270,
         _ => 0, // readers ignore rotations that are not multiples of 90
     };
-    Ok(PageInfo { id, visible, rotate })
+    // Readers ignore a unit that is not a positive number, as they do a bad /Rotate.
+    let user_unit = user_unit.filter(|u| u.is_finite() && *u > 0.0).unwrap_or(1.0);
+    Ok(PageInfo { id, visible, rotate, user_unit })
 }
 
 /// Signature values reachable from the form fields and page annotations, and the signature

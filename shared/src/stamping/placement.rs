@@ -29,12 +29,16 @@ pub fn default_position_mm(page: &PageInfo) -> (f64, f64) {
     ((w - STAMP_SIDE_MM - DEFAULT_MARGIN_MM).max(0.0), (h - STAMP_SIDE_MM - DEFAULT_MARGIN_MM).max(0.0))
 }
 
-/// The stamp's rectangle in default user space.
+/// The stamp's rectangle in default user space. On a page with `/UserUnit` u, one unit is u
+/// points, so the 30 mm stamp spans 1/u as many units (the viewer scales the appearance to
+/// the rectangle).
 pub fn user_rect(page: &PageInfo, placement: &Placement) -> Rect {
-    let x = placement.x_mm() * POINTS_PER_MM;
-    let y = placement.y_mm() * POINTS_PER_MM;
+    let units_per_point = 1.0 / page.user_unit;
+    let x = placement.x_mm() * POINTS_PER_MM * units_per_point;
+    let y = placement.y_mm() * POINTS_PER_MM * units_per_point;
+    let side = STAMP_SIDE_PT * units_per_point;
     let (ax, ay) = display_to_user(page, x, y);
-    let (bx, by) = display_to_user(page, x + STAMP_SIDE_PT, y + STAMP_SIDE_PT);
+    let (bx, by) = display_to_user(page, x + side, y + side);
     Rect::new(ax, ay, bx, by)
 }
 
@@ -64,7 +68,7 @@ mod tests {
     use super::*;
 
     fn a4(rotate: u16) -> PageInfo {
-        PageInfo { id: (1, 0), visible: Rect::new(0.0, 0.0, 595.276, 841.89), rotate }
+        PageInfo { id: (1, 0), visible: Rect::new(0.0, 0.0, 595.276, 841.89), rotate, user_unit: 1.0 }
     }
 
     fn at(x_mm: f64, y_mm: f64) -> Placement {

@@ -284,3 +284,29 @@ fn rewritten_objects_keep_every_value_token_for_token() {
         assert!(page.contains(kept), "{kept} in {page}");
     }
 }
+
+#[test]
+fn user_unit_scales_the_page_and_the_stamp() {
+    // Half an A4 counted in units of 2 points prints as A4: accepted and placed as on A4.
+    let half_a4 = pdf_with_page(1, "", "/MediaBox[0 0 297.638 420.945]/UserUnit 2", 0);
+    assert_eq!(check(&half_a4, &place(None, 150.0, 250.0)), Ok(()));
+    assert_eq!(check(&half_a4, &place(None, 190.0, 10.0)), Err(Rejection::PlacementOutOfBounds));
+    let stamped = stamp_with(&half_a4, &place(None, 0.0, 0.0), &issuer()).expect("stamps");
+    let loaded = parse::load(&stamped.pdf, false).expect("reloads");
+    let widget = loaded.signature_widgets.last().expect("the stamp's widget");
+    // 32 mm is 90.7 points, i.e. 45.35 units of 2 points, from the top-left corner.
+    let side = appearance::STAMP_SIDE_PT / 2.0;
+    assert!((widget.rect.width() - side).abs() < 1e-6, "{:?}", widget.rect);
+    assert!(widget.rect.x0.abs() < 1e-6 && (widget.rect.y1 - 420.945).abs() < 1e-6, "{:?}", widget.rect);
+
+    // A whole A4 box in units of 2 points is twice A4 on paper.
+    let twice_a4 = pdf_with_page(1, "", "/UserUnit 2", 0);
+    assert_eq!(check(&twice_a4, &place(None, 10.0, 10.0)), Err(Rejection::NotA4));
+    // The unit belongs to the page: on the page tree node it is not inherited.
+    assert_eq!(check(&pdf_with(1, "/UserUnit 2", 0), &place(None, 10.0, 10.0)), Ok(()));
+    // A unit that is not a positive number is ignored, as readers do.
+    for nonsense in ["/UserUnit -2", "/UserUnit 0", "/UserUnit /Two"] {
+        let pdf = pdf_with_page(1, "", nonsense, 0);
+        assert_eq!(check(&pdf, &place(None, 10.0, 10.0)), Ok(()), "{nonsense}");
+    }
+}
