@@ -431,10 +431,14 @@ async fn dev_sweep_runs_the_scheduled_function_with_the_given_time() {
 // ---- Lambda's limits on each instance (local/src/instance.rs) ----------------------------------
 
 /// The running instances of `function` in this stack: the processes below `cargo lambda watch`
-/// (its PID file in EMETERAI_STACK_DIR) whose executable is the function's binary.
+/// or scripts/function-instances.sh (their PID files in EMETERAI_STACK_DIR) whose executable is
+/// the function's binary.
 fn instances_of(function: &str) -> Vec<u32> {
     let dir = std::env::var("EMETERAI_STACK_DIR").expect("EMETERAI_STACK_DIR (set by scripts/with-local-stack.sh)");
-    let watch: u32 = std::fs::read_to_string(format!("{dir}/lambda.pid")).expect("lambda.pid").trim().parse().expect("pid");
+    let roots: Vec<u32> = ["lambda.pid", "instances.pid"]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(format!("{dir}/{file}")).ok()?.trim().parse().ok())
+        .collect();
     let mut parents = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
@@ -443,7 +447,7 @@ fn instances_of(function: &str) -> Vec<u32> {
         let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
         parents.push((pid, ppid.unwrap_or(0)));
     }
-    let mut below = vec![watch];
+    let mut below = roots;
     let mut i = 0;
     while i < below.len() {
         let parent = below[i];
