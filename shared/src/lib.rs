@@ -12,16 +12,29 @@
 //! - `config`: typed configuration read once per container.
 //! - `telemetry`: operator metrics (CloudWatch Embedded Metric Format), flushed per invocation.
 //! - `audit`: the operators' check of every ledger invariant over the whole table.
+//!
+//! Only `domain` and `stamping` are built without the default `aws` feature (see Cargo.toml):
+//! the fuzz targets need nothing else.
 
+#[cfg(feature = "aws")]
 pub mod audit;
+#[cfg(feature = "aws")]
 pub mod auth;
+#[cfg(feature = "aws")]
 pub mod config;
 pub mod domain;
+#[cfg(feature = "aws")]
 pub mod handlers;
+#[cfg(feature = "aws")]
 pub mod http;
+#[cfg(feature = "aws")]
 pub mod kms;
+#[cfg(feature = "aws")]
 pub mod ledger;
+#[cfg(feature = "aws")]
 pub mod midtrans;
 pub mod stamping;
+#[cfg(feature = "aws")]
 pub mod storage;
+#[cfg(feature = "aws")]
 pub mod telemetry;

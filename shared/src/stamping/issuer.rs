@@ -16,7 +16,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::cms;
 use super::der::{self, oid};
-use super::timestamp::{HttpTimestampAuthority, TimestampAuthority};
+#[cfg(feature = "tsa-client")]
+use super::timestamp::HttpTimestampAuthority;
+use super::timestamp::TimestampAuthority;
 
 pub const KEY_FILE_ENV: &str = "EMETERAI_ISSUER_KEY_FILE";
 pub const CERT_FILE_ENV: &str = "EMETERAI_ISSUER_CERT_FILE";
@@ -130,7 +132,9 @@ impl Issuer {
         self
     }
 
-    /// The same issuer with the authority named by `EMETERAI_TSA_URL`, when that is set.
+    /// The same issuer with the authority named by `EMETERAI_TSA_URL`, when that is set. Only
+    /// with the HTTP client: a build without it must not ignore a configured authority quietly.
+    #[cfg(feature = "tsa-client")]
     pub fn with_timestamp_authority_from_env(self) -> Issuer {
         match HttpTimestampAuthority::from_env() {
             Some(authority) => self.with_timestamp_authority(Arc::new(authority)),
@@ -155,6 +159,7 @@ impl Issuer {
 
     /// The configured issuer, or else the local one under [`Issuer::default_local_dir`], with
     /// the timestamp authority named by `EMETERAI_TSA_URL` when set.
+    #[cfg(feature = "tsa-client")]
     pub fn from_env_or_local() -> Result<Issuer, IssuerError> {
         let issuer = match Issuer::from_env()? {
             Some(issuer) => issuer,

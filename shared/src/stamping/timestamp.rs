@@ -4,6 +4,7 @@
 //! `EMETERAI_TSA_URL` names the authority. With it set a stamp is PAdES B-T and no longer
 //! byte-for-byte deterministic (the token carries the authority's time and our nonce).
 
+#[cfg(feature = "tsa-client")]
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,10 +15,12 @@ use super::issuer::CertificateFacts;
 
 pub const TSA_URL_ENV: &str = "EMETERAI_TSA_URL";
 
+#[cfg(feature = "tsa-client")]
 /// Long enough for a public authority under load, short enough that a stuck call fails the
 /// run (and the upload event is redelivered) well inside the stamp function's 30 s.
 const TSA_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[cfg(feature = "tsa-client")]
 /// A token is a few kilobytes; anything much larger would not fit the signature space anyway.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -34,11 +37,13 @@ pub trait TimestampAuthority: Send + Sync {
 }
 
 /// An authority reached over HTTP (RFC 3161 section 3.4: POST `application/timestamp-query`).
+#[cfg(feature = "tsa-client")]
 #[derive(Debug, Clone)]
 pub struct HttpTimestampAuthority {
     url: String,
 }
 
+#[cfg(feature = "tsa-client")]
 impl HttpTimestampAuthority {
     pub fn new(url: impl Into<String>) -> HttpTimestampAuthority {
         HttpTimestampAuthority { url: url.into() }
@@ -93,6 +98,7 @@ impl HttpTimestampAuthority {
     }
 }
 
+#[cfg(feature = "tsa-client")]
 impl TimestampAuthority for HttpTimestampAuthority {
     fn timestamp(&self, imprint: &[u8; 32]) -> Result<Vec<u8>, TimestampError> {
         let mut nonce = [0u8; 8];
@@ -233,6 +239,7 @@ mod tests {
         assert!(token_from_response(&granted_without_token, &imprint, &[1]).is_err());
     }
 
+    #[cfg(feature = "tsa-client")]
     #[test]
     fn an_unreachable_authority_is_an_error() {
         // A port nothing listens on (bound, then closed).
