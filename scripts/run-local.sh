@@ -13,7 +13,8 @@
 # (scripts/function-instances.sh; a killed one is started again) behind `cargo lambda watch
 # --only-lambda-apis`, instead of one `cargo run` and file watcher per instance (default: watch);
 # EMETERAI_LAMBDA_WATCH_FLAGS adds flags to cargo lambda watch; EMETERAI_DYNAMODB_IN_MEMORY=1 keeps
-# the table in memory only; EMETERAI_DYNAMODB_JVM_OPTS replaces DynamoDB Local's JVM flags.
+# the table in memory only; EMETERAI_DYNAMODB_JVM_OPTS replaces DynamoDB Local's JVM flags;
+# EMETERAI_BIN_DIR runs the gateway and (direct) functions from binaries built elsewhere.
 # Port 0 means a free port. EMETERAI_STACK_DIR / EMETERAI_DATA_DIR move the run state and data.
 # EMETERAI_RELEASE=1 builds and runs the gateway and the functions in release mode (what the load
 # drill measures; the first release build takes a long while).
@@ -93,9 +94,18 @@ if [[ "${EMETERAI_RELEASE:-0}" == 1 ]]; then
     profile=release
     profile_flag=(--release)
 fi
-step "building the functions and the gateway (cargo build ${profile_flag[*]} --workspace --bins)"
-cargo build "${profile_flag[@]}" --workspace --bins
-gateway_bin="$target_dir/$profile/emeterai-local"
+bin_dir="$target_dir/$profile"
+if [[ -n "${EMETERAI_BIN_DIR:-}" ]]; then
+    # Binaries built elsewhere (another checkout's release build, an artifact): nothing is built,
+    # and the functions can only run directly (cargo lambda watch would build them).
+    [[ "${EMETERAI_LAMBDA_RUNNER:-watch}" == direct ]] || die "EMETERAI_BIN_DIR needs EMETERAI_LAMBDA_RUNNER=direct"
+    bin_dir="$(cd "$EMETERAI_BIN_DIR" && pwd)"
+    step "using the binaries in $bin_dir (EMETERAI_BIN_DIR; nothing built)"
+else
+    step "building the functions and the gateway (cargo build ${profile_flag[*]} --workspace --bins)"
+    cargo build "${profile_flag[@]}" --workspace --bins
+fi
+gateway_bin="$bin_dir/emeterai-local"
 [[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
 
 dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(remembered_port dynamodb)}"
@@ -197,7 +207,7 @@ if [[ "$runner" == direct ]]; then
     functions=()
     for manifest in functions/*/Cargo.toml; do
         functions+=("$(basename "$(dirname "$manifest")")")
-        cp "$target_dir/$profile/${functions[-1]}" "$state/functions-bin/"
+        cp "$bin_dir/${functions[-1]}" "$state/functions-bin/"
     done
     env "${instance_runner[@]}" setsid scripts/function-instances.sh "$state/functions.env" "http://127.0.0.1:$lambda_port/.rt" \
         "$state/functions-bin" "$concurrency" "${functions[@]}" </dev/null >"$state/instances.log" 2>&1 &
