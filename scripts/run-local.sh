@@ -157,6 +157,15 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
     printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
 
+# Every function instance runs under `emeterai-local instance`, as Lambda would run it: under the
+# function's MemorySize and Timeout from template.yaml, replaced by a new instance when it dies
+# (local/src/instance.rs). cargo lambda watch starts instances with `cargo run`, so it is cargo's
+# runner for this machine's target; scripts/function-instances.sh puts it before each binary.
+# Only for those two commands: a CMD run below (cargo test) must run its own binaries plainly.
+host_triple="$(rustc -vV | sed -n 's/^host: //p')"
+instance_runner=("CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host_triple")_RUNNER=$gateway_bin instance"
+    "EMETERAI_INSTANCE_RUNNER=$gateway_bin instance" "EMETERAI_TEMPLATE=$EMETERAI_ROOT/template.yaml")
+
 # EMETERAI_LAMBDA_WATCH_FLAGS adds flags to cargo lambda watch (the drill's measurements try some).
 read -r -a watch_flags <<<"${EMETERAI_LAMBDA_WATCH_FLAGS:-}"
 runner="${EMETERAI_LAMBDA_RUNNER:-watch}"
@@ -177,7 +186,7 @@ direct)
 *) die "EMETERAI_LAMBDA_RUNNER must be watch or direct, not $runner" ;;
 esac
 # setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
-PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" "${watch_flags[@]}" \
+env "${instance_runner[@]}" PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" "${watch_flags[@]}" \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
     --env-file "$state/functions.env" --concurrency "$emulator_concurrency" \
     </dev/null >"$state/lambda.log" 2>&1 &
@@ -200,7 +209,7 @@ if [[ "$runner" == direct ]]; then
         functions+=("$(basename "$(dirname "$manifest")")")
         cp "$bin_dir/${functions[-1]}" "$state/functions-bin/"
     done
-    setsid scripts/function-instances.sh "$state/functions.env" "http://127.0.0.1:$lambda_port/.rt" \
+    env "${instance_runner[@]}" setsid scripts/function-instances.sh "$state/functions.env" "http://127.0.0.1:$lambda_port/.rt" \
         "$state/functions-bin" "$concurrency" "${functions[@]}" </dev/null >"$state/instances.log" 2>&1 &
     echo $! >"$state/instances.pid"
 fi
