@@ -8,11 +8,13 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 
 import requests
 import schemathesis
 from schemathesis.generation import GenerationMode
+from schemathesis.generation.meta import TestPhase
 
 API_URL = os.environ["EMETERAI_API_URL"]
 
@@ -24,6 +26,12 @@ ISSUED_CURSORS = set()
 
 # Orders this run opened (order id -> gross amount as Midtrans writes it, "30000.00").
 OPENED_ORDERS = {}
+
+# Documents this run uploaded a PDF for; a few are enough to give the stateful phase serials.
+UPLOADED_DOCUMENTS = []
+MAX_UPLOADS = 6
+# How long to wait for one uploaded document's stamp (a debug build on a loaded machine).
+STAMP_WAIT_SECONDS = 20
 
 
 def _local_server_key():
@@ -180,15 +188,51 @@ def after_call(context, case, response):
         if cursor:
             ISSUED_CURSORS.add(cursor)
     elif label == "POST /v1/checkouts":
-        # Pay every invoice the run opens, through the local gateway's payment simulator (a
+        # Pay two invoices of three the run opens, through the local gateway's payment simulator (a
         # correctly signed settlement notification, as Midtrans sends): refunds and documents
-        # then have paid units to act on, so the stateful phase reaches their 2xx answers.
+        # then have paid units to act on, so the stateful phase reaches their 2xx answers. The
+        # third stays PENDING, so asking for its payment again (retryPayment, which answers 409 for
+        # a paid invoice) reaches the gateway. Chosen by a hash of the order id: a seed replays it.
         try:
             invoice = response.json()
         except ValueError:
             return
         order_id, amount = invoice.get("order_id"), invoice.get("amount")
-        if order_id and isinstance(amount, int):
+        if not isinstance(order_id, str):
+            return
+        if isinstance(amount, int):
             OPENED_ORDERS[order_id] = f"{amount}.00"
-        if order_id:
+        if hashlib.sha256(order_id.encode()).digest()[0] % 3 != 0:
             requests.post(f"{API_URL}/dev/pay/{order_id}", json={}, timeout=30)
+    elif label == "POST /v1/documents" and case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL:
+        _upload_and_wait(response)
+
+
+def _upload_and_wait(response):
+    """Without an upload a document stays AWAITING_UPLOAD and has no serial, so the link from
+    getDocument to verifySerial never carries one and verification is only fuzzed to 404. For the
+    first few documents the run creates, the client's next step is taken: the one-page PDF is
+    uploaded to the presigned URL the answer gave, as a browser would, and the stamp awaited (the
+    S3 event runs the stamp function), so a later getDocument sees STAMPED (or REJECTED, e.g. a
+    drawn placement off the page) and its serial leads to GET /v1/verify/{serial}. Only in the
+    stateful phase: links are followed there, and earlier phases would spend the few uploads."""
+    if len(UPLOADED_DOCUMENTS) >= MAX_UPLOADS:
+        return
+    try:
+        created = response.json()
+        document_id, upload = created["document_id"], created["upload"]
+    except (ValueError, KeyError, TypeError):
+        return
+    if not isinstance(upload, dict) or upload.get("method") != "PUT":
+        return
+    UPLOADED_DOCUMENTS.append(document_id)
+    put = requests.put(upload["url"], data=ONE_PAGE_PDF, headers=upload.get("headers") or {}, timeout=30)
+    if not put.ok:
+        return
+    caller = {"Authorization": response.request.headers.get("Authorization", "")}
+    deadline = time.monotonic() + STAMP_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        status = requests.get(f"{API_URL}/v1/documents/{document_id}", headers=caller, timeout=30)
+        if status.ok and status.json().get("status") not in ("AWAITING_UPLOAD", "PROCESSING"):
+            return
+        time.sleep(0.5)
