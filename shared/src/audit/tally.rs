@@ -22,7 +22,8 @@ pub enum Rule {
     Malformed,
     /// An account's balance is not the sum of its ledger entries.
     Balance,
-    /// An account's pending units are not the quantities of its PENDING invoices.
+    /// An account's pending units are not the quantities of its PENDING invoices, or its count of
+    /// unpaid invoices (the per-account checkout limit's counter) is not their number.
     Pending,
     /// A PAID or REFUNDED invoice's quantity is not used + remaining + refunded.
     Quantity,
@@ -90,6 +91,8 @@ impl fmt::Display for Violation {
 pub(crate) struct Counters {
     available: i64,
     pending: i64,
+    /// `unpaid_invoices`: absent on a balance that never had an invoice opened, so 0.
+    unpaid_invoices: i64,
     credited: i64,
     consumed: i64,
     refunded: i64,
@@ -205,6 +208,7 @@ impl Fact {
                     Ok(Counters {
                         available: count("available")?,
                         pending: count("pending")?,
+                        unpaid_invoices: count(crate::ledger::invoices::UNPAID_INVOICES)?,
                         credited: count("credited")?,
                         consumed: count("consumed")?,
                         refunded: count("refunded")?,
@@ -305,6 +309,8 @@ struct AccountTally {
     refunded: i64,
     /// Quantities of the account's PENDING invoices.
     pending_in_invoices: i64,
+    /// How many PENDING invoices the account has.
+    pending_invoices: i64,
 }
 
 #[derive(Debug, Default)]
@@ -381,7 +387,9 @@ impl Tally {
             }
             Fact::Invoice { id, seen } => {
                 if &*seen.status == PENDING {
-                    self.accounts.entry(seen.account.clone()).or_default().pending_in_invoices += seen.quantity;
+                    let account = self.accounts.entry(seen.account.clone()).or_default();
+                    account.pending_in_invoices += seen.quantity;
+                    account.pending_invoices += 1;
                 }
                 self.invoices.entry(id).or_default().seen = Some(seen);
             }
@@ -447,8 +455,16 @@ impl Tally {
             if b.pending != a.pending_in_invoices {
                 out.push(Violation::new(
                     Rule::Pending,
-                    subject,
+                    subject.clone(),
                     format!("pending {} but its PENDING invoices hold {} units", b.pending, a.pending_in_invoices),
+                ));
+            }
+            // A drift here would refuse the account's checkouts (or let it past its limit).
+            if b.unpaid_invoices != a.pending_invoices {
+                out.push(Violation::new(
+                    Rule::Pending,
+                    subject,
+                    format!("unpaid_invoices {} but it has {} PENDING invoices", b.unpaid_invoices, a.pending_invoices),
                 ));
             }
         }
@@ -745,6 +761,15 @@ mod tests {
         let mut both = healthy();
         both.push(item(&[("pk", s("ACC#alice")), ("sk", s("LEDGER#REFUND#r")), ("kind", s("REFUND")), ("units", n(2)), ("invoice_id", s("inv_1"))]));
         assert!(audit(&both).iter().any(|v| v.rule == Rule::ConsumedAndRefunded && v.subject == "invoice inv_1"));
+
+        let mut unpaid_drift = healthy();
+        unpaid_drift.push(item(&[("pk", s("INV#inv_2")), ("sk", s("INVOICE")), ("account", s("alice")), ("status", s("PENDING")), ("quantity", n(3)), ("used", n(0)), ("remaining", n(0)), ("refunded", n(0))]));
+        unpaid_drift[0].insert("pending".into(), n(3));
+        let v = audit(&unpaid_drift);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].rule == Rule::Pending && v[0].detail.contains("unpaid_invoices 0 but it has 1 PENDING"), "{v:?}");
+        unpaid_drift[0].insert("unpaid_invoices".into(), n(1));
+        assert_eq!(audit(&unpaid_drift), vec![]);
 
         let mut garbage = healthy();
         garbage[3].insert("quantity".into(), s("two"));
