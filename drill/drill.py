@@ -173,7 +173,7 @@ def audit(binary: Path, env_extra: dict[str, str], gateway_url: str | None, out:
     return result
 
 
-STACK_PARTS = ("gateway", "lambda", "dynamodb", "seaweedfs")
+STACK_PARTS = ("gateway", "lambda", "instances", "dynamodb", "seaweedfs")
 
 
 def cpu_snapshot(stack_dir: Path, locust_pid: int | None) -> dict[str, int]:
@@ -261,6 +261,8 @@ def main() -> int:
     parser.add_argument("--constant-users", type=int, default=0,
                         help="instead of the deadline's shape, this many applicants for the whole duration "
                              "(throughput measurements, BENCHMARKS.md)")
+    parser.add_argument("--locust-processes", type=int, default=int(os.environ.get("DRILL_LOCUST_PROCESSES", "1")),
+                        help="Locust worker processes on this machine (Locust's --processes; 1: one process)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--emeterai", default=os.environ.get("EMETERAI_CLI"),
                         help="the emeterai binary for the audit (default: target/release or target/debug)")
@@ -294,6 +296,9 @@ def main() -> int:
               "--loglevel", "WARNING", "--exit-code-on-error", "0",
               # Journeys under way when the shape ends may finish (a short drill waits less).
               "--stop-timeout", str(int(min(120, max(10, args.duration / 2))))]
+    if args.locust_processes > 1:
+        # One process tops out at one core; workers forked from a master spread the applicants.
+        locust += ["--processes", str(args.locust_processes)]
     load_before = os.getloadavg()
     started = time.monotonic()
     runner = subprocess.Popen(locust, env=env, stdout=(out / "locust.out").open("w"), stderr=subprocess.STDOUT)

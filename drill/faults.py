@@ -70,11 +70,14 @@ def executable_name(pid: int) -> str:
 
 
 def function_instances(stack_dir: Path) -> dict[int, str]:
-    """PID -> function binary, for every function process under cargo lambda watch."""
-    watch = read_pid(stack_dir, "lambda")
-    if watch is None:
-        return {}
-    return {pid: name for pid in descendants(watch) if (name := executable_name(pid)) in FUNCTION_BINARIES}
+    """PID -> function binary, for every function process under cargo lambda watch, or under
+    scripts/function-instances.sh when the stack runs them itself (EMETERAI_LAMBDA_RUNNER=direct)."""
+    pids = []
+    for part in ("lambda", "instances"):
+        parent = read_pid(stack_dir, part)
+        if parent is not None:
+            pids += descendants(parent)
+    return {pid: name for pid in pids if (name := executable_name(pid)) in FUNCTION_BINARIES}
 
 
 def cpu_ticks(pid: int) -> int:

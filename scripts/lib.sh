@@ -237,6 +237,14 @@ children_of() {
 stop_stack() {
     local state="$1" lambda_pid children child
     stop_pidfile "$state/gateway.pid"
+    if [[ -f "$state/instances.pid" ]]; then
+        # scripts/function-instances.sh runs in a process group of its own (setsid): its restart
+        # loops and the instances go together.
+        kill -TERM -- "-$(cat "$state/instances.pid")" 2>/dev/null || true
+        sleep 0.5
+        kill -KILL -- "-$(cat "$state/instances.pid")" 2>/dev/null || true
+        rm -f "$state/instances.pid"
+    fi
     if [[ -f "$state/lambda.pid" ]]; then
         # cargo lambda watch starts each function instance as its child, in a process group of its
         # own, and leaves them running when it stops: stop the children by their PIDs too.

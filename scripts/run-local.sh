@@ -9,6 +9,11 @@
 # EMETERAI_MIDTRANS_SERVER_KEY, EMETERAI_FUNCTIONS_DYNAMODB_URL (the functions' DynamoDB endpoint
 # instead of DynamoDB Local's own, for drill/dynamodb_counter.py), and any variable the functions
 # read (EMETERAI_UNIT_PRICE=...).
+# EMETERAI_LAMBDA_RUNNER=direct runs the built function binaries as instances of their own
+# (scripts/function-instances.sh; a killed one is started again) behind `cargo lambda watch
+# --only-lambda-apis`, instead of one `cargo run` and file watcher per instance (default: watch);
+# EMETERAI_LAMBDA_WATCH_FLAGS adds flags to cargo lambda watch; EMETERAI_DYNAMODB_IN_MEMORY=1 keeps
+# the table in memory only; EMETERAI_DYNAMODB_JVM_OPTS replaces DynamoDB Local's JVM flags.
 # Port 0 means a free port. EMETERAI_STACK_DIR / EMETERAI_DATA_DIR move the run state and data.
 # EMETERAI_RELEASE=1 builds and runs the gateway and the functions in release mode (what the load
 # drill measures; the first release build takes a long while).
@@ -101,8 +106,14 @@ while [[ "$s3_port" == "$dynamodb_port" ]]; do s3_port="$(free_port)"; done
 while [[ "$lambda_port" == "$dynamodb_port" || "$lambda_port" == "$s3_port" ]]; do lambda_port="$(free_port)"; done
 printf 'dynamodb=%s\ns3=%s\nlambda=%s\n' "$dynamodb_port" "$s3_port" "$lambda_port" >"$ports_file"
 
-step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in $data/dynamodb)"
-start_dynamodb "$state" "$dynamodb_port" "$data/dynamodb"
+if [[ "${EMETERAI_DYNAMODB_IN_MEMORY:-0}" == 1 ]]; then
+    # A throw-away stack's table need not outlive it (the drill's measurements compare both).
+    step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (in memory: gone when it stops)"
+    start_dynamodb "$state" "$dynamodb_port"
+else
+    step "starting DynamoDB Local on 127.0.0.1:$dynamodb_port (data in $data/dynamodb)"
+    start_dynamodb "$state" "$dynamodb_port" "$data/dynamodb"
+fi
 
 notification_token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 step "starting SeaweedFS S3 on 127.0.0.1:$s3_port (data in $data/s3)"
@@ -136,15 +147,53 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
     printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
 
-step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
+# EMETERAI_LAMBDA_WATCH_FLAGS adds flags to cargo lambda watch (the drill's measurements try some).
+read -r -a watch_flags <<<"${EMETERAI_LAMBDA_WATCH_FLAGS:-}"
+runner="${EMETERAI_LAMBDA_RUNNER:-watch}"
+emulator_concurrency="$concurrency"
+case "$runner" in
+watch)
+    step "starting the functions under cargo lambda watch on 127.0.0.1:$lambda_port"
+    ;;
+direct)
+    # The emulator only routes invocations; the built binaries run as instances of their own
+    # (scripts/function-instances.sh), with no `cargo run` or file watcher per instance.
+    watch_flags+=(--only-lambda-apis --ignore-changes)
+    # Above 1, the emulator's instance monitor starts `cargo run` instances of its own whenever
+    # invocations queue up, --only-lambda-apis or not (seen in a drill): ours are the instances.
+    emulator_concurrency=1
+    step "starting the Lambda emulator on 127.0.0.1:$lambda_port and $concurrency instance(s) of each function"
+    ;;
+*) die "EMETERAI_LAMBDA_RUNNER must be watch or direct, not $runner" ;;
+esac
 # setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
-PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" \
+PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" "${watch_flags[@]}" \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
-    --env-file "$state/functions.env" --concurrency "$concurrency" \
+    --env-file "$state/functions.env" --concurrency "$emulator_concurrency" \
     </dev/null >"$state/lambda.log" 2>&1 &
 echo $! >"$state/lambda.pid"
-wait_until 300 "$(cat "$state/lambda.pid")" "$state/lambda.log" "cargo lambda watch" \
-    http_answers "http://127.0.0.1:$lambda_port/"
+if [[ "$runner" == watch ]]; then
+    wait_until 300 "$(cat "$state/lambda.pid")" "$state/lambda.log" "cargo lambda watch" \
+        http_answers "http://127.0.0.1:$lambda_port/"
+else
+    # Not GET /: without functions of its own the emulator takes that for an invocation of a
+    # default function and starts `cargo run` for it. An open port is enough.
+    wait_until 300 "$(cat "$state/lambda.pid")" "$state/lambda.log" "the Lambda emulator" \
+        port_in_use "$lambda_port"
+fi
+if [[ "$runner" == direct ]]; then
+    # Copies: another build of this target folder (a shared release folder) must not swap the
+    # binaries under a running stack.
+    mkdir -p "$state/functions-bin"
+    functions=()
+    for manifest in functions/*/Cargo.toml; do
+        functions+=("$(basename "$(dirname "$manifest")")")
+        cp "$target_dir/$profile/${functions[-1]}" "$state/functions-bin/"
+    done
+    setsid scripts/function-instances.sh "$state/functions.env" "http://127.0.0.1:$lambda_port/.rt" \
+        "$state/functions-bin" "$concurrency" "${functions[@]}" </dev/null >"$state/instances.log" 2>&1 &
+    echo $! >"$state/instances.pid"
+fi
 
 step "starting the gateway on 127.0.0.1:$gateway_port (creates the table and bucket of template.yaml if absent)"
 EMETERAI_LAMBDA_URL="http://127.0.0.1:$lambda_port" EMETERAI_S3_NOTIFICATION_TOKEN="$notification_token" \
@@ -204,7 +253,8 @@ TXT
 
 # Until Ctrl-C, or until one of the parts dies.
 while true; do
-    for part in gateway lambda seaweedfs dynamodb; do
+    for part in gateway lambda instances seaweedfs dynamodb; do
+        [[ -f "$state/$part.pid" ]] || continue
         # The drill (drill/faults.py) restarts a part on purpose and says so with this marker.
         [[ -e "$state/$part.restarting" ]] && continue
         if ! kill -0 "$(cat "$state/$part.pid")" 2>/dev/null; then

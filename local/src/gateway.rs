@@ -80,18 +80,24 @@ pub struct Gateway {
     state: Arc<GatewayState>,
 }
 
-/// API Gateway waits at most this long for an HTTP API integration.
+/// API Gateway waits at most this long for an HTTP API integration (its integration timeout's
+/// maximum), whatever the function's own `Timeout`.
 const HTTP_API_MAX_WAIT: Duration = Duration::from_secs(30);
-/// Added to a function's own timeout: the emulator may first have to start the function.
-const START_SLACK: Duration = Duration::from_secs(5);
+/// Lambda gives a new instance's init phase up to 10 s of its own, outside the function's
+/// `Timeout`; `cargo lambda watch` starts instances on demand too (seconds on a loaded machine).
+const LAMBDA_INIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long the gateway waits for a function whose template `Timeout` is `own`: as long as AWS
+/// would let it run from a cold start (init, then its `Timeout`), and for an HTTP route never
+/// longer than API Gateway's integration limit. Beyond that AWS answers 5xx; so does the gateway.
+fn longest_wait(own: Option<Duration>, http_route: bool) -> Duration {
+    let cold_start_and_run = own.unwrap_or(HTTP_API_MAX_WAIT) + LAMBDA_INIT_LIMIT;
+    if http_route { cold_start_and_run.min(HTTP_API_MAX_WAIT) } else { cold_start_and_run }
+}
 
 impl GatewayState {
-    /// How long to wait for `function`: its template `Timeout` (capped for HTTP routes as API
-    /// Gateway caps it) plus time to start it.
     fn wait_for(&self, function: &str, http_route: bool) -> Duration {
-        let own = self.timeouts.get(function).copied().unwrap_or(HTTP_API_MAX_WAIT);
-        let own = if http_route { own.min(HTTP_API_MAX_WAIT) } else { own };
-        own + START_SLACK
+        longest_wait(self.timeouts.get(function).copied(), http_route)
     }
 }
 
@@ -503,4 +509,21 @@ async fn s3_notification(State(state): State<Arc<GatewayState>>, headers: Header
         });
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_as_long_as_aws_would_for_a_cold_function() {
+        let secs = Duration::from_secs;
+        // The API functions (Timeout 10): a cold start's init, then the run.
+        assert_eq!(longest_wait(Some(secs(10)), true), secs(20));
+        // API Gateway never waits past its integration limit, however long the function may run.
+        assert_eq!(longest_wait(Some(secs(29)), true), HTTP_API_MAX_WAIT);
+        assert_eq!(longest_wait(None, true), HTTP_API_MAX_WAIT);
+        // S3 events and schedules invoke the function directly: no API Gateway limit.
+        assert_eq!(longest_wait(Some(secs(60)), false), secs(70));
+    }
 }

@@ -47,6 +47,9 @@ pub struct Config {
     pub refund_late_payments: bool,
     pub invoice_expiry: chrono::Duration,
     pub reconcile_after: chrono::Duration,
+    /// Per-account limits (429 when reached): generous for any applicant or integrator, so they
+    /// only stop a runaway client or a hostile account from filling the table.
+    pub limits: AccountLimits,
     /// Public base URL of the API; the QR code of a stamp points at `{this}/v1/verify/{serial}`.
     pub verify_base_url: String,
     pub midtrans: MidtransConfig,
@@ -58,6 +61,15 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is not valid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+/// How much one account may hold open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// PENDING invoices (`EMETERAI_MAX_UNPAID_CHECKOUTS`, default 100).
+    pub unpaid_checkouts: u32,
+    /// Documents AWAITING_UPLOAD or PROCESSING (`EMETERAI_MAX_OPEN_DOCUMENTS`, default 500).
+    pub open_documents: u32,
 }
 
 pub const LOCAL_MIDTRANS_SERVER_KEY: &str = "SB-Mid-server-LOCAL";
@@ -114,6 +126,11 @@ impl Config {
             },
             invoice_expiry: minutes(number("EMETERAI_INVOICE_EXPIRY_MINUTES", 24 * 60, 1, 60 * 24 * 30)?),
             reconcile_after: minutes(number("EMETERAI_RECONCILE_AFTER_MINUTES", 10, 1, 60 * 24)?),
+            limits: AccountLimits {
+                unpaid_checkouts: u32::try_from(number("EMETERAI_MAX_UNPAID_CHECKOUTS", 100, 1, 100_000)?).unwrap_or(100),
+                // At most 10,000: the check reads up to this many small index items.
+                open_documents: u32::try_from(number("EMETERAI_MAX_OPEN_DOCUMENTS", 500, 1, 10_000)?).unwrap_or(500),
+            },
             verify_base_url: lookup("EMETERAI_VERIFY_BASE_URL")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "http://127.0.0.1:3000".into()),
@@ -158,6 +175,11 @@ mod tests {
         assert_eq!(c.quota_validity_days, 14);
         assert_eq!(c.invoice_expiry, chrono::Duration::hours(24));
         assert_eq!((c.late_settlement_grace, c.refund_late_payments), (chrono::Duration::hours(72), false));
+        assert_eq!(c.limits, AccountLimits { unpaid_checkouts: 100, open_documents: 500 });
+        let limited = [base[0], base[1], ("EMETERAI_MAX_UNPAID_CHECKOUTS", "2"), ("EMETERAI_MAX_OPEN_DOCUMENTS", "3")];
+        assert_eq!(Config::from_lookup(lookup(&limited)).expect("valid").limits, AccountLimits { unpaid_checkouts: 2, open_documents: 3 });
+        let unlimited = [base[0], base[1], ("EMETERAI_MAX_OPEN_DOCUMENTS", "0")];
+        assert!(matches!(Config::from_lookup(lookup(&unlimited)), Err(ConfigError::Invalid { name: "EMETERAI_MAX_OPEN_DOCUMENTS", .. })));
         let refunding = [base[0], base[1], ("EMETERAI_REFUND_LATE_PAYMENTS", "true")];
         assert!(Config::from_lookup(lookup(&refunding)).expect("valid").refund_late_payments);
         let unclear = [base[0], base[1], ("EMETERAI_REFUND_LATE_PAYMENTS", "yes please")];

@@ -3,7 +3,8 @@
 # stateful phase through the document's links; `make test` runs it inside scripts/with-local-stack.sh.
 # Two accounts (tokens from the local gateway's /dev/token) are the peers of the object-level
 # authorization check. Settings and every exclusion, each with its reason: schemathesis.toml here.
-# Reports: .local/test-output/contract (JUnit and the NDJSON event log).
+# Reports: .local/test-output/contract (JUnit and the NDJSON event log). Arguments go to
+# `schemathesis run` (e.g. `--seed 7` for another seed than schemathesis.toml's).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 [[ -n "${EMETERAI_API_URL:-}" ]] || die "EMETERAI_API_URL is not set (run me through scripts/with-local-stack.sh)"
@@ -35,15 +36,20 @@ with open(path, "w") as f:
     json.dump(doc, f)
 PY
 
+# The functions' environment of the stack under test (scripts/run-local.sh writes it): hooks.py
+# signs positive webhook notifications with its Midtrans server key, as Midtrans would.
+functions_env="${EMETERAI_STACK_DIR:-$EMETERAI_LOCAL/run/stack}/functions.env"
+[[ -r "$functions_env" ]] || die "no $functions_env: is the local stack of this checkout running?"
+
 started=$SECONDS
 status=0
 # From the output folder, without bytecode: nothing is written into the checkout, whose file
 # changes would make `cargo lambda watch` restart the functions mid-run (504s).
 cd "$out"
-EMETERAI_CONTRACT_AUTH="$out/auth.json" SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$EMETERAI_ROOT/tests/contract" \
+EMETERAI_CONTRACT_AUTH="$out/auth.json" EMETERAI_CONTRACT_FUNCTIONS_ENV="$functions_env" SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$EMETERAI_ROOT/tests/contract" \
     PYTHONDONTWRITEBYTECODE=1 "$st" --config-file "$EMETERAI_ROOT/tests/contract/schemathesis.toml" run \
     --url "$EMETERAI_API_URL" \
     --report junit,ndjson --report-dir "$out" \
-    "$EMETERAI_API_URL/v1/openapi.json" || status=$?
+    "$@" "$EMETERAI_API_URL/v1/openapi.json" || status=$?
 log "schemathesis took $((SECONDS - started)) s (exit $status; reports in $out)"
 exit "$status"

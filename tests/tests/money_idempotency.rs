@@ -30,7 +30,7 @@ async fn a_checkout_retried_after_the_first_attempt_died_returns_its_invoice() {
     let id = InvoiceId::new(Ulid::generate(u64::try_from(now_ms).expect("ms"), &mut rand::thread_rng()));
     let first = Invoice::open(id, account.clone(), Quantity::new(2).expect("q"), Rupiah::new(10_000), now, Duration::hours(24))
         .expect("invoice");
-    assert!(matches!(app.ledger.open_invoice(&claim, &first, now + Duration::minutes(10)).await.expect("open"), Opened::Created));
+    assert!(matches!(app.ledger.open_invoice(&claim, &first, now + Duration::minutes(10), 100).await.expect("open"), Opened::Created));
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
     let retry = app.checkout("alice", Some("buy-once"), &body.to_string()).await;

@@ -3,6 +3,8 @@
 
 import { t } from './i18n.js';
 
+const ACCOUNT_LIMITS = new Set(['too_many_unpaid_checkouts', 'too_many_open_documents']);
+
 export class ApiFailure extends Error {
   constructor(status, code, detail) {
     super(messageFor(status, code));
@@ -11,9 +13,11 @@ export class ApiFailure extends Error {
     this.detail = detail;
   }
 
-  /** Worth retrying the very same request (network, throttling, server trouble, in flight). */
+  /** Worth retrying the very same request (network, throttling, server trouble, in flight).
+   *  An account's own limit is not: it lasts minutes, until the person pays or a stamp ends. */
   get retryable() {
-    return this.status === 0 || this.status === 429 || this.status >= 500 || this.code === 'idempotency_key_in_progress';
+    const throttled = this.status === 429 && !ACCOUNT_LIMITS.has(this.code);
+    return this.status === 0 || throttled || this.status >= 500 || this.code === 'idempotency_key_in_progress';
   }
 }
 

@@ -22,6 +22,8 @@ const CHECKOUT_ROUTE: &str = "POST /v1/checkouts";
 /// When the invocation deadline is unknown, a claim is held this long before others may take it.
 const DEFAULT_IN_PROGRESS_MS: i64 = 30_000;
 const DEFAULT_PAGE_SIZE: i32 = 20;
+/// The scheduled sweep's period (template.yaml's `rate(5 minutes)`).
+const SWEEP_PERIOD_SECONDS: u64 = 300;
 
 /// Everything the HTTP API function needs, built once per container.
 #[derive(Debug, Clone)]
@@ -104,8 +106,14 @@ impl CheckoutService {
         let mut invoice = Invoice::open(id, account.clone(), quantity, self.config.unit_price, now, self.config.invoice_expiry)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
 
-        match self.ledger.open_invoice(&claim, &invoice, now + self.config.reconcile_after).await? {
+        let max_unpaid = self.config.limits.unpaid_checkouts;
+        match self.ledger.open_invoice(&claim, &invoice, now + self.config.reconcile_after, max_unpaid).await? {
             Opened::Created => {}
+            // A slot frees when an invoice is paid (any time) or expired by the sweep, which runs
+            // every five minutes: ask again after one sweep.
+            Opened::TooManyUnpaid => {
+                return Err(ApiError::TooManyUnpaidCheckouts { limit: max_unpaid, retry_after_seconds: SWEEP_PERIOD_SECONDS });
+            }
             // The first attempt opened an invoice and died before answering: finish that one
             // (one intent, one invoice), never open a second.
             Opened::TakenOver(first) => {

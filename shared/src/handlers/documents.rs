@@ -11,10 +11,18 @@ use crate::domain::ids::{DocumentId, Ulid};
 use crate::domain::placement::{InvalidPlacement, Placement};
 use crate::domain::time;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
+use crate::ledger::documents::STALE_PROCESSING_MINUTES;
 use crate::stamping::MAX_PDF_BYTES;
 
 /// How long the presigned upload and download URLs stay valid.
 pub const URL_VALIDITY: Duration = Duration::from_secs(15 * 60);
+
+/// A document counts as open for the per-account limit this long after its creation at most:
+/// the upload URL's validity, then the time a stamp run may stay PROCESSING before the sweep
+/// releases it. Beyond that it can neither be uploaded nor hold a stamp run.
+fn open_document_window() -> chrono::Duration {
+    chrono::Duration::from_std(URL_VALIDITY).unwrap_or_default() + chrono::Duration::minutes(STALE_PROCESSING_MINUTES)
+}
 
 impl CheckoutService {
     pub(crate) async fn create_document(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -30,6 +38,19 @@ impl CheckoutService {
             Some(p) => Some(parse_placement(p)?),
         };
         let now = chrono::Utc::now();
+        // A bounded read (at most `limit` index items), not a counter: open documents end in
+        // the stamp, a rejection or the sweep, and an upload never made ends in nothing, so a
+        // counter would need a write on every path and a sweep for abandoned uploads. The price:
+        // concurrent requests of one account may pass together, so the bound is the limit plus
+        // the account's creations in flight (and within the index's replication delay, usually
+        // well under a second).
+        let limit = self.config.limits.open_documents;
+        let open = self.ledger.open_documents(&account, now - open_document_window(), limit).await?;
+        if open.count >= limit {
+            let frees_at = open.oldest_created_at.map_or(now, |t| t + open_document_window());
+            let retry_after_seconds = u64::try_from((frees_at - now).num_seconds()).unwrap_or(0);
+            return Err(ApiError::TooManyOpenDocuments { limit, retry_after_seconds });
+        }
         let id = DocumentId::new(Ulid::generate(u64::try_from(now.timestamp_millis()).unwrap_or(0), &mut rand::thread_rng()));
         let doc = Document {
             id,

@@ -130,6 +130,20 @@ fn json_response<T: ToSchema>(description: &str) -> ResponseBuilder {
 
 /// A problem+json answer for `status`, listing the `code`s it carries with an example of each.
 fn problem(status: u16, title: &str, codes: &[(&str, &str)]) -> (String, RefOr<utoipa::openapi::Response>) {
+    (status.to_string(), problem_response(status, title, codes).build().into())
+}
+
+/// A 429 for a per-account limit, with the `Retry-After` header every such answer carries.
+fn account_limit(code: &str, detail: &str) -> (String, RefOr<utoipa::openapi::Response>) {
+    let retry_after = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).minimum(Some(1)).build()))
+        .description(Some("Seconds to wait before asking again (RFC 9110 delay-seconds)."))
+        .build();
+    let response = problem_response(429, "Too Many Requests", &[(code, detail)]).header("Retry-After", retry_after);
+    ("429".to_owned(), response.build().into())
+}
+
+fn problem_response(status: u16, title: &str, codes: &[(&str, &str)]) -> ResponseBuilder {
     let mut content = ContentBuilder::new().schema(Some(schema_ref::<Problem>()));
     let mut lines = Vec::with_capacity(codes.len());
     for (code, detail) in codes {
@@ -142,8 +156,7 @@ fn problem(status: u16, title: &str, codes: &[(&str, &str)]) -> (String, RefOr<u
                 .build(),
         )]);
     }
-    let response = ResponseBuilder::new().description(lines.join("; ")).content(PROBLEM_JSON, content.build()).build();
-    (status.to_string(), response.into())
+    ResponseBuilder::new().description(lines.join("; ")).content(PROBLEM_JSON, content.build())
 }
 
 fn unauthorized() -> (String, RefOr<utoipa::openapi::Response>) {
@@ -298,6 +311,10 @@ fn create_checkout() -> OperationBuilder {
                             ("idempotency_key_reused", "this Idempotency-Key was already used with a different request"),
                         ],
                     ),
+                    account_limit(
+                        "too_many_unpaid_checkouts",
+                        "this account already has 100 unpaid checkouts; pay one or wait until one expires",
+                    ),
                     internal(),
                     unavailable(),
                 ]),
@@ -441,6 +458,10 @@ fn create_document() -> OperationBuilder {
                     ("page_out_of_range", "page numbers start at 1"),
                     ("placement_out_of_bounds", "x_mm and y_mm must be numbers from 0 to 1000000 (millimetres)"),
                 ],
+            ),
+            account_limit(
+                "too_many_open_documents",
+                "this account already has 500 documents awaiting upload or being stamped; wait until some finish",
             ),
             internal(),
             unavailable(),

@@ -46,6 +46,8 @@ impl CheckoutService {
                 }
                 Claimed::Refused(ClaimRefusal::KeyReused) => return Err(ApiError::IdempotencyKeyReused),
                 Claimed::Refused(ClaimRefusal::InProgress) => return Err(ApiError::IdempotencyKeyInProgress),
+                // A bare claim has no other action to decline.
+                Claimed::ActionDeclined { .. } => return Err(ApiError::Internal("a bare idempotency claim was declined".into())),
             }
         }
         let outcome = match &invoice.refund {

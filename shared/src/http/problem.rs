@@ -77,6 +77,12 @@ pub enum ApiError {
     NothingToRefund,
     #[error("the payment gateway is unavailable; try again")]
     GatewayUnavailable,
+    /// The account holds `limit` PENDING invoices: pay or let one expire first.
+    #[error("this account already has {limit} unpaid checkouts; pay one or wait until one expires")]
+    TooManyUnpaidCheckouts { limit: u32, retry_after_seconds: u64 },
+    /// The account has `limit` documents AWAITING_UPLOAD or PROCESSING.
+    #[error("this account already has {limit} documents awaiting upload or being stamped; wait until some finish")]
+    TooManyOpenDocuments { limit: u32, retry_after_seconds: u64 },
     #[error("the service is temporarily unavailable; try again")]
     Unavailable(#[source] LedgerError),
     #[error("internal error")]
@@ -103,6 +109,8 @@ impl ApiError {
             Self::InvoiceNotPending { status: "" },
             Self::NothingToRefund,
             Self::GatewayUnavailable,
+            Self::TooManyUnpaidCheckouts { limit: 0, retry_after_seconds: 0 },
+            Self::TooManyOpenDocuments { limit: 0, retry_after_seconds: 0 },
             Self::Unavailable(LedgerError::Contended),
             Self::Internal(String::new()),
         ];
@@ -121,6 +129,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::IdempotencyKeyInProgress | Self::InvoiceNotPending { .. } | Self::NothingToRefund => 409,
             Self::PayloadTooLarge { .. } => 413,
+            Self::TooManyUnpaidCheckouts { .. } | Self::TooManyOpenDocuments { .. } => 429,
             Self::IdempotencyKeyReused
             | Self::QuantityOutOfRange(_)
             | Self::AmountMismatch { .. }
@@ -149,6 +158,8 @@ impl ApiError {
             Self::Unprocessable { code, .. } => code,
             Self::NothingToRefund => "nothing_to_refund",
             Self::GatewayUnavailable => "gateway_unavailable",
+            Self::TooManyUnpaidCheckouts { .. } => "too_many_unpaid_checkouts",
+            Self::TooManyOpenDocuments { .. } => "too_many_open_documents",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -163,6 +174,7 @@ impl ApiError {
             409 => "Conflict",
             413 => "Content Too Large",
             422 => "Unprocessable Content",
+            429 => "Too Many Requests",
             502 => "Bad Gateway",
             503 => "Service Unavailable",
             _ => "Internal Server Error",
@@ -184,6 +196,10 @@ impl ApiError {
         let response = ApiResponse::problem(self.status(), crate::handlers::views::to_json(&body));
         match self {
             Self::MethodNotAllowed { allow } => response.with_header("allow", *allow),
+            // RFC 9110 section 10.2.3: when to ask again, in seconds.
+            Self::TooManyUnpaidCheckouts { retry_after_seconds, .. } | Self::TooManyOpenDocuments { retry_after_seconds, .. } => {
+                response.with_header("retry-after", (*retry_after_seconds).max(1).to_string())
+            }
             _ => response,
         }
     }
@@ -231,11 +247,13 @@ mod tests {
                 | ApiError::Unprocessable { .. }
                 | ApiError::NothingToRefund
                 | ApiError::GatewayUnavailable
+                | ApiError::TooManyUnpaidCheckouts { .. }
+                | ApiError::TooManyOpenDocuments { .. }
                 | ApiError::Unavailable(_)
                 | ApiError::Internal(_) => assert!(codes.contains(&e.code())),
             }
         }
-        assert_eq!(codes.len(), 17 + Rejection::ALL.len(), "one code per variant and per rejection");
+        assert_eq!(codes.len(), 19 + Rejection::ALL.len(), "one code per variant and per rejection");
         for code in ["page_out_of_range", "placement_out_of_bounds", "not_pdf", "idempotency_key_reused"] {
             assert!(codes.contains(&code), "{code}");
         }
@@ -250,5 +268,15 @@ mod tests {
         assert_eq!(v["status"], 422);
         assert_eq!(v["type"], "about:blank");
         assert!(r.headers.iter().any(|(k, v)| *k == "content-type" && v == "application/problem+json"));
+    }
+
+    #[test]
+    fn limit_refusals_are_429_with_retry_after() {
+        let r = ApiError::TooManyOpenDocuments { limit: 3, retry_after_seconds: 0 }.to_response();
+        assert_eq!(r.status, 429);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!((v["code"].as_str(), v["title"].as_str()), (Some("too_many_open_documents"), Some("Too Many Requests")));
+        // Never "0": a client would retry at once.
+        assert!(r.headers.iter().any(|(k, v)| *k == "retry-after" && v == "1"), "{:?}", r.headers);
     }
 }

@@ -63,6 +63,13 @@ pub enum Consumed {
     InvoiceChanged,
 }
 
+/// An account's open documents, as far as they were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenDocuments {
+    pub count: u32,
+    pub oldest_created_at: Option<Timestamp>,
+}
+
 /// A public registry entry: no personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredSerial {
@@ -83,6 +90,9 @@ impl Ledger {
             ("status".to_owned(), s(doc.status.as_str())),
             ("created_at".to_owned(), ts(doc.created_at)),
             ("upload_expires_at".to_owned(), ts(doc.upload_expires_at)),
+            // In the account's open-document partition until it ends (see `open_documents`).
+            ("account_pk".to_owned(), s(keys::open_documents_pk(&doc.account))),
+            ("created_sk".to_owned(), s(format!("{}#{}", time::format(doc.created_at), doc.id))),
         ]);
         if let Some(p) = &doc.placement {
             let mut m = HashMap::from([("x_mm".to_owned(), n(p.x_mm())), ("y_mm".to_owned(), n(p.y_mm()))]);
@@ -203,7 +213,7 @@ impl Ledger {
             .table_name(&self.table)
             .key(PK, s(document_pk(&doc.id)))
             .key(SK, s(DOCUMENT_SK))
-            .update_expression("SET #status = :rejected, rejection = :reason REMOVE due_pk, due_at")
+            .update_expression("SET #status = :rejected, rejection = :reason REMOVE due_pk, due_at, account_pk, created_sk")
             .condition_expression("#status IN (:awaiting, :processing)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":rejected", s(DocumentStatus::Rejected.as_str()))
@@ -226,6 +236,44 @@ impl Ledger {
             actions.push(TransactWriteItem::builder().delete(release).build());
         }
         Ok(self.transact_until_decided(actions).await?.is_ok())
+    }
+
+    /// How many documents of the account, created after `since`, are still open (AWAITING_UPLOAD
+    /// or PROCESSING), counting up to `max` only: at most `max` small index items are read, in
+    /// pages. Older open documents are left out: their upload URL has expired and a stamp run
+    /// left PROCESSING is released by the sweep. Read from a GSI, so eventually consistent:
+    /// requests of one account racing each other can each see room for one more.
+    pub async fn open_documents(&self, account: &AccountId, since: Timestamp, max: u32) -> Result<OpenDocuments, LedgerError> {
+        let mut open = OpenDocuments { count: 0, oldest_created_at: None };
+        let mut start = None;
+        while open.count < max {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(super::invoices::BY_ACCOUNT_INDEX)
+                .key_condition_expression("account_pk = :a AND created_sk > :since")
+                .expression_attribute_values(":a", s(keys::open_documents_pk(account)))
+                .expression_attribute_values(":since", s(time::format(since)))
+                .projection_expression("created_sk")
+                .limit(i32::try_from(max - open.count).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in out.items() {
+                if open.oldest_created_at.is_none() {
+                    // Oldest first (ascending sort key): the first to leave the window.
+                    let sk = Reader::new(item, "open document").str("created_sk")?;
+                    open.oldest_created_at = sk.split('#').next().and_then(time::parse);
+                }
+                open.count += 1;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(open)
     }
 
     /// Documents whose stamp run should have ended by `now` (see [`STALE_PROCESSING_MINUTES`]),
@@ -367,7 +415,10 @@ impl Ledger {
             .table_name(&self.table)
             .key(PK, s(document_pk(&doc.id)))
             .key(SK, s(DOCUMENT_SK))
-            .update_expression("SET #status = :stamped, serial = :serial, sha256 = :sha, stamped_at = :now, invoice_id = :inv REMOVE due_pk, due_at")
+            .update_expression(
+                "SET #status = :stamped, serial = :serial, sha256 = :sha, stamped_at = :now, invoice_id = :inv \
+                 REMOVE due_pk, due_at, account_pk, created_sk",
+            )
             .condition_expression("#status = :processing AND reserved_serial = :serial")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":stamped", s(DocumentStatus::Stamped.as_str()))

@@ -153,6 +153,8 @@ pub enum Claimed {
     TakenOver { reference: String },
     /// Someone else holds the key: answer this instead.
     Refused(ClaimRefusal),
+    /// The key was free but the condition of `actions[action]` failed: nothing was written.
+    ActionDeclined { action: usize },
 }
 
 impl Ledger {
@@ -186,6 +188,13 @@ impl Ledger {
                             continue;
                         }
                         return Ok(Claimed::Refused(refusal(&parse_record(old)?, claim.request_hash)));
+                    }
+                    // The claim itself was fine (a replay is never refused by another action's
+                    // condition: its own condition fails first, above), so the work is declined.
+                    if matches!(reasons.first(), Some(Cancellation::NotTheCause)) {
+                        if let Some(i) = reasons.iter().skip(1).position(|r| matches!(r, Cancellation::ConditionFailed { .. })) {
+                            return Ok(Claimed::ActionDeclined { action: i });
+                        }
                     }
                     // A conflict (or a condition failure without the old item): look at what
                     // holds the key now; if nothing live does, try again.

@@ -30,7 +30,16 @@ pub enum Opened {
     /// An abandoned attempt of the same request opened this invoice; finish it.
     TakenOver(InvoiceId),
     Refused(ClaimRefusal),
+    /// The account already holds its limit of PENDING invoices; nothing was written.
+    TooManyUnpaid,
 }
+
+/// The balance item's count of the account's PENDING invoices. Raised in the transaction that
+/// opens an invoice, on the condition that it is below the limit, and lowered in the one that
+/// moves an invoice out of PENDING ([`Ledger::record_payment`], the only way out): so the limit
+/// holds exactly under any concurrency, and costs no read (the condition rides on the balance
+/// update the checkout transaction makes anyway).
+pub const UNPAID_INVOICES: &str = "unpaid_invoices";
 
 impl<'a> PaymentEvent<'a> {
     /// A report (notification or status API answer) received at `received_at`.
@@ -71,18 +80,35 @@ pub struct InvalidCursor;
 impl Ledger {
     /// Creates the invoice, counts its units as pending and claims the idempotency key, all in
     /// one transaction: either the key is ours and the invoice exists, or nothing was written.
+    /// At most `max_unpaid` PENDING invoices per account (the new one included).
     pub async fn open_invoice(
         &self,
         claim: &Claim<'_>,
         invoice: &Invoice,
         reconcile_at: Timestamp,
+        max_unpaid: u32,
     ) -> Result<Opened, LedgerError> {
+        let count_unpaid = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(keys::account_pk(&invoice.account)))
+            .key(SK, s(BALANCE_SK))
+            .update_expression("ADD #pending :q, #unpaid :one")
+            .condition_expression("attribute_not_exists(#unpaid) OR #unpaid < :max")
+            .expression_attribute_names("#pending", "pending")
+            .expression_attribute_names("#unpaid", UNPAID_INVOICES)
+            .expression_attribute_values(":q", n(invoice.quantity.get()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max_unpaid))
+            .build()?;
         let actions = vec![
             self.put_new_invoice_action(invoice, reconcile_at)?,
-            self.balance_action(&invoice.account, &[("pending", i64::from(invoice.quantity.get()))])?,
+            TransactWriteItem::builder().update(count_unpaid).build(),
         ];
+        const BALANCE_ACTION: usize = 1;
         Ok(match self.claim_with(claim, &invoice.id.to_string(), actions).await? {
             Claimed::Fresh => Opened::Created,
+            Claimed::ActionDeclined { action: BALANCE_ACTION } => Opened::TooManyUnpaid,
+            Claimed::ActionDeclined { .. } => return Err(LedgerError::Corrupt("invoice id collision".into())),
             Claimed::TakenOver { reference } => {
                 Opened::TakenOver(InvoiceId::parse(&reference).map_err(|_| LedgerError::Corrupt("claim reference".into()))?)
             }
@@ -208,7 +234,7 @@ impl Ledger {
         let was_pending = invoice.status.counts_as_pending();
         let mut balance_moves: Vec<(&str, i64)> = Vec::new();
         if was_pending {
-            balance_moves.push(("pending", -q));
+            balance_moves.extend([("pending", -q), (UNPAID_INVOICES, -1)]);
         }
         let now = event.received_at;
         let mut update = Update::builder()

@@ -13,6 +13,11 @@
 //!
 //! GSIs (template.yaml): `by_account` (`account_pk`, `created_sk`), `usable_quota`
 //! (`account_pk`, `usable_sk`), `due` (`due_pk`, `due_at`).
+//!
+//! `by_account` holds two kinds of partitions: `ACC#{account}` (every invoice of the account) and
+//! `OPENDOC#{account}` (the account's documents while AWAITING_UPLOAD or PROCESSING: the
+//! attributes are removed by the write that makes a document final), so the open-document limit
+//! is a bounded Query of that partition.
 
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::{AccountId, InvoiceId, Ulid};
@@ -34,6 +39,11 @@ pub fn invoice_pk(id: &InvoiceId) -> String {
 
 pub fn account_pk(account: &AccountId) -> String {
     format!("ACC#{account}")
+}
+
+/// The `by_account` partition of an account's open documents.
+pub fn open_documents_pk(account: &AccountId) -> String {
+    format!("OPENDOC#{account}")
 }
 
 pub fn idempotency_pk(account: &AccountId, key: &IdempotencyKey) -> String {
