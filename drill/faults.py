@@ -91,7 +91,8 @@ def cpu_ticks(pid: int) -> int:
 
 def killable_instances(stack_dir: Path) -> dict[int, str]:
     """Instances whose function keeps at least one other live instance. cargo lambda watch does
-    not replace a killed instance (Lambda would start a new execution environment), so killing a
+    not replace a killed instance (the instance supervisor, `emeterai-local instance`, now starts a
+    new one as Lambda would, after an init of its own; the rule stays), so killing a
     function's last one would leave it answering 504 for the rest of the drill and turn the
     verdict into one about the harness (seen: every GET /v1/invoices timing out in the settle
     phase after both checkout instances were killed)."""

@@ -9,7 +9,9 @@
 #
 # An instance that exits or is killed is started again after half a second, as Lambda starts a
 # new execution environment (the drill's faults kill instances). Environment: ENV_FILE's
-# KEY=VALUE lines, then the variables the emulator gives its own instances. Stop the whole
+# KEY=VALUE lines, then the variables the emulator gives its own instances. EMETERAI_INSTANCE_RUNNER
+# (words) goes before each binary: run-local.sh sets `emeterai-local instance`, which applies the
+# function's MemorySize and Timeout and replaces an instance that dies itself. Stop the whole
 # process group (run-local.sh starts this under setsid).
 set -euo pipefail
 [[ $# -ge 5 ]] || { echo "usage: $0 ENV_FILE RUNTIME_URL BIN_DIR CONCURRENCY FUNCTION..." >&2; exit 2; }
@@ -25,12 +27,13 @@ for function in "$@"; do
     [[ -x "$bin_dir/$function" ]] || { echo "function-instances: $bin_dir/$function is not built" >&2; exit 1; }
 done
 
+read -r -a runner <<<"${EMETERAI_INSTANCE_RUNNER:-}"
 for function in "$@"; do
     for ((i = 1; i <= concurrency; i++)); do
         (
             while true; do
                 AWS_LAMBDA_RUNTIME_API="$runtime_url/$function" AWS_LAMBDA_FUNCTION_NAME="$function" \
-                    "$bin_dir/$function" </dev/null || true
+                    "${runner[@]}" "$bin_dir/$function" </dev/null || true
                 echo "function-instances: an instance of $function exited; starting another" >&2
                 sleep 0.5
             done

@@ -250,6 +250,11 @@ stop_stack() {
         # own, and leaves them running when it stops: stop the children by their PIDs too.
         lambda_pid="$(cat "$state/lambda.pid")"
         children="$(children_of "$lambda_pid")"
+        # Each child is an instance supervisor (emeterai-local instance) with the function binary
+        # as its own child: stop those too, should a supervisor be gone before it could.
+        for child in $children; do
+            children="$children $(children_of "$child")"
+        done
         stop_pidfile "$state/lambda.pid"
         for child in $children; do
             kill -TERM "$child" 2>/dev/null || true

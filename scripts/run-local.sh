@@ -13,7 +13,8 @@
 # (scripts/function-instances.sh; a killed one is started again) behind `cargo lambda watch
 # --only-lambda-apis`, instead of one `cargo run` and file watcher per instance (default: watch);
 # EMETERAI_LAMBDA_WATCH_FLAGS adds flags to cargo lambda watch; EMETERAI_DYNAMODB_IN_MEMORY=1 keeps
-# the table in memory only; EMETERAI_DYNAMODB_JVM_OPTS replaces DynamoDB Local's JVM flags.
+# the table in memory only; EMETERAI_DYNAMODB_JVM_OPTS replaces DynamoDB Local's JVM flags;
+# EMETERAI_BIN_DIR runs the gateway and (direct) functions from binaries built elsewhere.
 # Port 0 means a free port. EMETERAI_STACK_DIR / EMETERAI_DATA_DIR move the run state and data.
 # EMETERAI_RELEASE=1 builds and runs the gateway and the functions in release mode (what the load
 # drill measures; the first release build takes a long while).
@@ -93,9 +94,18 @@ if [[ "${EMETERAI_RELEASE:-0}" == 1 ]]; then
     profile=release
     profile_flag=(--release)
 fi
-step "building the functions and the gateway (cargo build ${profile_flag[*]} --workspace --bins)"
-cargo build "${profile_flag[@]}" --workspace --bins
-gateway_bin="$target_dir/$profile/emeterai-local"
+bin_dir="$target_dir/$profile"
+if [[ -n "${EMETERAI_BIN_DIR:-}" ]]; then
+    # Binaries built elsewhere (another checkout's release build, an artifact): nothing is built,
+    # and the functions can only run directly (cargo lambda watch would build them).
+    [[ "${EMETERAI_LAMBDA_RUNNER:-watch}" == direct ]] || die "EMETERAI_BIN_DIR needs EMETERAI_LAMBDA_RUNNER=direct"
+    bin_dir="$(cd "$EMETERAI_BIN_DIR" && pwd)"
+    step "using the binaries in $bin_dir (EMETERAI_BIN_DIR; nothing built)"
+else
+    step "building the functions and the gateway (cargo build ${profile_flag[*]} --workspace --bins)"
+    cargo build "${profile_flag[@]}" --workspace --bins
+fi
+gateway_bin="$bin_dir/emeterai-local"
 [[ -x "$gateway_bin" ]] || die "$gateway_bin was not built"
 
 dynamodb_port="${EMETERAI_DYNAMODB_PORT:-$(remembered_port dynamodb)}"
@@ -147,6 +157,15 @@ export EMETERAI_VERIFY_BASE_URL="${EMETERAI_VERIFY_BASE_URL:-http://127.0.0.1:$g
     printf 'EMETERAI_DATA_DIR=%s\n' "$data"
 } >"$state/functions.env"
 
+# Every function instance runs under `emeterai-local instance`, as Lambda would run it: under the
+# function's MemorySize and Timeout from template.yaml, replaced by a new instance when it dies
+# (local/src/instance.rs). cargo lambda watch starts instances with `cargo run`, so it is cargo's
+# runner for this machine's target; scripts/function-instances.sh puts it before each binary.
+# Only for those two commands: a CMD run below (cargo test) must run its own binaries plainly.
+host_triple="$(rustc -vV | sed -n 's/^host: //p')"
+instance_runner=("CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host_triple")_RUNNER=$gateway_bin instance"
+    "EMETERAI_INSTANCE_RUNNER=$gateway_bin instance" "EMETERAI_TEMPLATE=$EMETERAI_ROOT/template.yaml")
+
 # EMETERAI_LAMBDA_WATCH_FLAGS adds flags to cargo lambda watch (the drill's measurements try some).
 read -r -a watch_flags <<<"${EMETERAI_LAMBDA_WATCH_FLAGS:-}"
 runner="${EMETERAI_LAMBDA_RUNNER:-watch}"
@@ -167,7 +186,7 @@ direct)
 *) die "EMETERAI_LAMBDA_RUNNER must be watch or direct, not $runner" ;;
 esac
 # setsid: a terminal's Ctrl-C reaches this script, which stops everything in order.
-PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" "${watch_flags[@]}" \
+env "${instance_runner[@]}" PATH="$EMETERAI_LOCAL/venv/bin:$PATH" setsid cargo lambda watch "${profile_flag[@]}" "${watch_flags[@]}" \
     --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
     --env-file "$state/functions.env" --concurrency "$emulator_concurrency" \
     </dev/null >"$state/lambda.log" 2>&1 &
@@ -188,9 +207,9 @@ if [[ "$runner" == direct ]]; then
     functions=()
     for manifest in functions/*/Cargo.toml; do
         functions+=("$(basename "$(dirname "$manifest")")")
-        cp "$target_dir/$profile/${functions[-1]}" "$state/functions-bin/"
+        cp "$bin_dir/${functions[-1]}" "$state/functions-bin/"
     done
-    setsid scripts/function-instances.sh "$state/functions.env" "http://127.0.0.1:$lambda_port/.rt" \
+    env "${instance_runner[@]}" setsid scripts/function-instances.sh "$state/functions.env" "http://127.0.0.1:$lambda_port/.rt" \
         "$state/functions-bin" "$concurrency" "${functions[@]}" </dev/null >"$state/instances.log" 2>&1 &
     echo $! >"$state/instances.pid"
 fi

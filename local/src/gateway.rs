@@ -208,8 +208,10 @@ fn invoke_problem(error: &InvokeError) -> Response {
         InvokeError::Unreachable(..) => {
             problem(StatusCode::SERVICE_UNAVAILABLE, "function_unavailable", Some(error.to_string()))
         }
+        // API Gateway answers 500 when the function fails: an error, a crash, running out of
+        // memory or past its Timeout (the instance supervisor reports those as Lambda does).
         InvokeError::Failed { .. } | InvokeError::TooLarge => {
-            problem(StatusCode::BAD_GATEWAY, "function_error", Some(error.to_string()))
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "function_error", Some(error.to_string()))
         }
     }
 }
@@ -326,7 +328,8 @@ async fn api(State(state): State<Arc<GatewayState>>, request: Request) -> Respon
                 }
                 response
             }
-            Err(detail) => problem(StatusCode::BAD_GATEWAY, "function_error", Some(detail)),
+            // A malformed proxy response: API Gateway answers 500 as well.
+            Err(detail) => problem(StatusCode::INTERNAL_SERVER_ERROR, "function_error", Some(detail)),
         },
         Err(e) => invoke_problem(&e),
     };

@@ -5,6 +5,8 @@
 //! - `provision`: creates the table and bucket that `template.yaml` declares on local services.
 //! - `apigw`: API Gateway HTTP API behaviour: route matching, payload 2.0 events and responses.
 //! - `gateway`: the local gateway (HTTP API, S3 notifications, schedules, `/dev/...` routes).
+//! - `instance`: one function instance under its template `MemorySize` and `Timeout` (cargo's
+//!   runner under `cargo lambda watch`).
 //! - `lambda`: invoking functions through the Lambda emulator; EventBridge schedule events.
 //! - `midtrans_sim`: a Midtrans-compatible payment simulator (Snap, status, refund, notifications).
 //! - `s3_events`: SeaweedFS filer notifications as S3 `ObjectCreated:Put` event records.
@@ -14,6 +16,7 @@
 
 pub mod apigw;
 pub mod gateway;
+pub mod instance;
 pub mod lambda;
 pub mod midtrans_sim;
 pub mod provision;

@@ -27,6 +27,8 @@ pub enum TemplateError {
 
 /// What SAM gives a function without `Timeout`.
 const SAM_DEFAULT_TIMEOUT_SECONDS: u64 = 3;
+/// What SAM gives a function without `MemorySize`.
+const SAM_DEFAULT_MEMORY_SIZE_MB: u64 = 128;
 
 fn invalid(resource: &str, problem: impl Into<String>) -> TemplateError {
     TemplateError::Invalid { resource: resource.to_owned(), problem: problem.into() }
@@ -114,6 +116,8 @@ pub struct FunctionDefinition {
     pub environment: BTreeMap<String, TemplateValue>,
     /// `Timeout` (the function's, else Globals', else SAM's default of 3 s).
     pub timeout: Duration,
+    /// `MemorySize` in MB (the function's, else Globals', else SAM's default of 128).
+    pub memory_size_mb: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,11 +305,20 @@ impl Template {
                     .and_then(Value::as_u64)
                     .filter(|s| (1..=900).contains(s))
                     .unwrap_or(SAM_DEFAULT_TIMEOUT_SECONDS);
+                // Lambda's range: 128 MB to 10,240 MB.
+                let memory_size_mb = r
+                    .get("Properties")
+                    .and_then(|p| p.get("MemorySize"))
+                    .or_else(|| self.root.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("MemorySize")))
+                    .and_then(Value::as_u64)
+                    .filter(|m| (128..=10_240).contains(m))
+                    .unwrap_or(SAM_DEFAULT_MEMORY_SIZE_MB);
                 Ok(FunctionDefinition {
                     logical_id: id.to_owned(),
                     binary,
                     environment,
                     timeout: Duration::from_secs(timeout),
+                    memory_size_mb,
                 })
             })
             .collect()
@@ -612,6 +625,7 @@ mod tests {
         // Empty: the template's own Cognito user pool is the issuer (the local stack uses its own).
         assert_eq!(real().parameter_default("JwtIssuer").as_deref(), Some(""));
         assert_eq!(checkout.timeout, Duration::from_secs(10), "Globals' Timeout");
+        assert_eq!(checkout.memory_size_mb, 128, "Globals' MemorySize");
     }
 
     #[test]

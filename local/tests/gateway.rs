@@ -222,9 +222,9 @@ async fn oversized_malformed_and_failing_requests_are_answered() {
     assert_eq!(ok.expect("at the limit").status(), 200);
 
     let (status, _, body) = body_json(g.http.get(format!("{}/broken", g.url)).send().await.expect("broken")).await;
-    assert_eq!((status, body["code"].as_str()), (502, Some("function_error")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (500, Some("function_error")), "{body}");
     let (status, _, body) = body_json(g.http.get(format!("{}/garbage", g.url)).send().await.expect("garbage")).await;
-    assert_eq!((status, body["code"].as_str()), (502, Some("function_error")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (500, Some("function_error")), "{body}");
 
     // A function that outlives its template Timeout (1 s, plus Lambda's 10 s for a cold start's
     // init, as AWS allows) is answered for, and not before.

@@ -11,6 +11,10 @@ use emeterai::midtrans::signature::signature_key;
 use emeterai_local::testing::unique_name;
 use serde_json::{Value, json};
 
+/// Tests that kill or stop function instances take this alone; every other test shares it, so a
+/// fault never lands on another test's request.
+static STACK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn api() -> String {
     std::env::var("EMETERAI_API_URL")
         .expect("EMETERAI_API_URL is not set: run through `make test` or scripts/with-local-stack.sh")
@@ -54,6 +58,7 @@ fn assert_problem(status: u16, content_type: Option<&str>, body: &Value, want_st
 #[tokio::test]
 #[ignore = "needs the local stack (make test runs it)"]
 async fn gateway_answers_like_api_gateway() {
+    let _shared = STACK.read().await;
     let client = http();
     let health = client.get(format!("{}/healthz", api())).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
@@ -115,6 +120,7 @@ async fn gateway_answers_like_api_gateway() {
 #[tokio::test]
 #[ignore = "needs the local stack (make test runs it)"]
 async fn checkout_pay_and_duplicate_notifications_credit_once() {
+    let _shared = STACK.read().await;
     let client = http();
     let account = unique_name("e2e");
     let token = token(&account);
@@ -249,6 +255,7 @@ async fn buy_and_pay(client: &reqwest::Client, token: &str, quantity: u32) {
 #[tokio::test]
 #[ignore = "needs the local stack (make test runs it)"]
 async fn upload_triggers_the_stamp_function_through_s3_events() {
+    let _shared = STACK.read().await;
     let client = http();
     let token = token(&unique_name("stamp"));
     buy_and_pay(&client, &token, 1).await;
@@ -370,6 +377,7 @@ async fn invoice_status(client: &reqwest::Client, token: &str, invoice_id: &str)
 #[tokio::test]
 #[ignore = "needs the local stack (make test runs it)"]
 async fn dev_sweep_runs_the_scheduled_function_with_the_given_time() {
+    let _shared = STACK.read().await;
     let client = http();
     let token = token(&unique_name("sweep"));
     // A payment the gateway took whose notification never came: the sweep reconciles it once
@@ -418,4 +426,129 @@ async fn dev_sweep_runs_the_scheduled_function_with_the_given_time() {
     )
     .await;
     assert_problem(status, ct.as_deref(), &body, 400, "bad_request");
+}
+
+// ---- Lambda's limits on each instance (local/src/instance.rs) ----------------------------------
+
+/// The running instances of `function` in this stack: the processes below `cargo lambda watch`
+/// or scripts/function-instances.sh (their PID files in EMETERAI_STACK_DIR) whose executable is
+/// the function's binary.
+fn instances_of(function: &str) -> Vec<u32> {
+    let dir = std::env::var("EMETERAI_STACK_DIR").expect("EMETERAI_STACK_DIR (set by scripts/with-local-stack.sh)");
+    let roots: Vec<u32> = ["lambda.pid", "instances.pid"]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(format!("{dir}/{file}")).ok()?.trim().parse().ok())
+        .collect();
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The parent PID is the second field after the command, which is in parentheses.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        parents.push((pid, ppid.unwrap_or(0)));
+    }
+    let mut below = roots;
+    let mut i = 0;
+    while i < below.len() {
+        let parent = below[i];
+        below.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    below
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.file_name().is_some_and(|n| n == function)))
+        .collect()
+}
+
+/// The soft limit `name` (a row of /proc/PID/limits, such as "Max data size") of a process.
+fn limit_of(pid: u32, name: &str) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    limits.lines().find(|l| l.starts_with(name))?.trim_start_matches(name).split_whitespace().next()?.parse().ok()
+}
+
+fn signal(pids: &[u32], signal: &str) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    }
+}
+
+fn checkout_memory_size_mb() -> u64 {
+    let functions = emeterai_tests::template().functions().expect("functions");
+    functions.iter().find(|f| f.binary == "checkout").expect("checkout").memory_size_mb
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (make test runs it)"]
+async fn an_instance_out_of_memory_dies_and_the_gateway_answers_500_like_api_gateway() {
+    let _alone = STACK.write().await;
+    let client = http();
+    assert_eq!(client.get(format!("{}/healthz", api())).send().await.expect("healthz").status(), 200);
+    let instances = instances_of("checkout");
+    assert!(!instances.is_empty(), "no checkout instance found below cargo lambda watch");
+    let memory_size = checkout_memory_size_mb() * 1024 * 1024;
+    for pid in &instances {
+        assert_eq!(limit_of(*pid, "Max data size"), Some(memory_size), "instance {pid} runs under MemorySize");
+    }
+
+    // Shrink every instance's memory to what it holds now: the next request that needs more (a
+    // 700 KB body to verify) is the input that would kill a Lambda with that little memory.
+    for pid in &instances {
+        let status = std::process::Command::new("prlimit").arg(format!("--pid={pid}")).arg("--data=8000000").status();
+        assert!(status.is_ok_and(|s| s.success()), "prlimit --pid {pid}");
+    }
+    let not_a_pdf = vec![b'x'; 700_000];
+    let mut failures = Vec::new();
+    for _ in 0..6 {
+        let response = client
+            .post(format!("{}/v1/verify", api()))
+            .header("content-type", "application/pdf")
+            .body(not_a_pdf.clone())
+            .send()
+            .await
+            .expect("verify");
+        let (status, ct, body) = json_of(response).await;
+        if status == 422 && instances.iter().all(|pid| !instances_of("checkout").contains(pid)) {
+            break;
+        }
+        assert_problem(status, ct.as_deref(), &body, 500, "function_error");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains("Runtime exited")), "{body}");
+        failures.push(body);
+    }
+    assert!(!failures.is_empty(), "no instance died");
+    // Each died once and was replaced by a new instance under the template's limit.
+    let replaced = instances_of("checkout");
+    assert!(!replaced.is_empty() && replaced.iter().all(|pid| !instances.contains(pid)), "{instances:?} -> {replaced:?}");
+    for pid in &replaced {
+        assert_eq!(limit_of(*pid, "Max data size"), Some(memory_size));
+    }
+    let (status, _, body) = json_of(
+        client.post(format!("{}/v1/verify", api())).header("content-type", "application/pdf").body(not_a_pdf).send().await.expect("v"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("not_pdf")), "{body}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack (make test runs it)"]
+async fn an_invocation_past_its_timeout_is_killed_and_answered_500_like_api_gateway() {
+    let _alone = STACK.write().await;
+    let client = http();
+    assert_eq!(client.get(format!("{}/healthz", api())).send().await.expect("healthz").status(), 200);
+    let timeout = emeterai_tests::template().functions().expect("functions").into_iter().find(|f| f.binary == "checkout").expect("checkout").timeout;
+    // Stopped instances never answer: the invocation outlives the function's Timeout.
+    let instances = instances_of("checkout");
+    signal(&instances, "STOP");
+    let started = std::time::Instant::now();
+    let response = client.get(format!("{}/healthz", api())).send().await;
+    let waited = started.elapsed();
+    signal(&instances, "CONT");
+    let (status, ct, body) = json_of(response.expect("healthz")).await;
+    assert_problem(status, ct.as_deref(), &body, 500, "function_error");
+    let said = format!("Task timed out after {}.00 seconds", timeout.as_secs());
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains(&said)), "{body}");
+    assert!(waited >= timeout && waited < timeout + Duration::from_secs(4), "answered after {waited:?}");
+    // The timed-out instance was killed and replaced; the function answers again.
+    let now = instances_of("checkout");
+    assert!(instances.iter().any(|pid| !now.contains(pid)), "no instance was killed: {instances:?} -> {now:?}");
+    assert_eq!(client.get(format!("{}/healthz", api())).send().await.expect("healthz").status(), 200);
 }

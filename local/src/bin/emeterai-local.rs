@@ -4,6 +4,8 @@
 //!   Midtrans simulator and serves the gateway until Ctrl-C.
 //! - `emeterai-local function-env`: prints the functions' environment (KEY=VALUE lines).
 //! - `emeterai-local token --sub ACCOUNT [--ttl SECONDS]`: prints a local bearer token.
+//! - `emeterai-local instance BINARY [ARGS...]`: runs a function binary as Lambda instances under
+//!   its template `MemorySize` and `Timeout` (cargo's runner under `cargo lambda watch`).
 //!
 //! Configuration comes from the environment; see README, "Local stack".
 
@@ -153,6 +155,13 @@ fn token(args: &[String]) -> Result<(), BoxError> {
     Ok(())
 }
 
+fn instance(args: &[String]) -> Result<(), BoxError> {
+    let (binary, rest) = args.split_first().ok_or("usage: emeterai-local instance BINARY [ARGS...]")?;
+    let template = Template::load(template_path())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(emeterai_local::instance::supervise(&template, std::path::Path::new(binary), rest))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMETERAI_LOCAL_LOG").unwrap_or_else(|_| "info".into()))
@@ -163,7 +172,8 @@ fn main() -> ExitCode {
         Some("gateway") => tokio::runtime::Runtime::new().map_err(BoxError::from).and_then(|rt| rt.block_on(gateway())),
         Some("function-env") => function_env(),
         Some("token") => token(&args[1..]),
-        _ => Err("usage: emeterai-local gateway | function-env | token --sub ACCOUNT".into()),
+        Some("instance") => instance(&args[1..]),
+        _ => Err("usage: emeterai-local gateway | function-env | token --sub ACCOUNT | instance BINARY [ARGS...]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
