@@ -165,7 +165,7 @@ async fn an_unpaid_invoice_count_that_differs_is_named() {
         .expect("corrupt");
     let out = audit(&h.app);
     let line = out.names("pending", "account bob");
-    assert!(line.contains("unpaid_invoices 2 but it has 1 PENDING invoice(s)"), "{line}");
+    assert!(line.contains("unpaid_invoices 2 but it has 1 PENDING invoices"), "{line}");
     assert_eq!(out.lines().len(), 1, "only the count is wrong:\n{}", out.stdout);
 }
 

@@ -28,7 +28,7 @@ use tally::{Fact, Tally};
 const PROJECTED: &[&str] = &[
     "pk", "sk", "kind", "units", "invoice_id", "document_id", "available", "pending", "credited", "consumed",
     "refunded", "account", "status", "quantity", "used", "remaining", "serial", "sha256", "document_sha256", "amount",
-    "refund", crate::ledger::invoices::UNPAID_INVOICES,
+    "refund", "unpaid_invoices",
 ];
 
 /// How many stamped objects are read at the same time.

@@ -179,7 +179,8 @@ impl<'a> Lexer<'a> {
         while self.buf.get(self.pos).is_some_and(|&b| is_regular(b)) {
             self.pos += 1;
         }
-        &self.buf[start..self.pos]
+        // A cursor placed past the end (an xref offset beyond the file) reads nothing.
+        self.buf.get(start..self.pos).unwrap_or_default()
     }
 
     /// Reads a non-negative integer word.
@@ -1032,6 +1033,14 @@ mod tests {
         assert_eq!(d.get(b"E"), Some(&Obj::Bool(true)));
         assert_eq!(d.get(b"F"), Some(&Obj::Null));
         assert_eq!(d.get(b"G x").and_then(Obj::as_f64), Some(-0.5));
+    }
+
+    #[test]
+    fn a_cursor_past_the_end_reads_nothing() {
+        // Found by `cargo fuzz run stamp`: a `/Prev` offset beyond the end of the file.
+        let budget = Cell::new(1000);
+        assert!(Lexer::new(b"xref", 10, &budget).word().is_empty());
+        assert!(matches!(parse_table(b"%PDF-1.4\nxref", 1000, &budget), Ok(None)));
     }
 
     #[test]

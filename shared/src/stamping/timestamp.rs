@@ -231,8 +231,10 @@ mod tests {
     #[test]
     fn a_refusal_or_garbage_is_an_error_never_a_token() {
         let imprint = [7u8; 32];
+        // PKIStatus 2 (rejection): refused for what it is, whatever else the answer holds.
         let refused = der::sequence(&[&der::sequence(&[&der::small_integer(2)])]);
-        assert!(token_from_response(&refused, &imprint, &[1]).is_err());
+        let refusal = token_from_response(&refused, &imprint, &[1]).expect_err("a rejection is no token");
+        assert!(refusal.0.contains("refused"), "{refusal}");
         assert!(token_from_response(b"<html>busy</html>", &imprint, &[1]).is_err());
         assert!(token_from_response(&[], &imprint, &[1]).is_err());
         let granted_without_token = der::sequence(&[&der::sequence(&[&der::small_integer(0)])]);
