@@ -148,6 +148,28 @@ async fn a_balance_off_by_one_is_named() {
 }
 
 #[tokio::test]
+async fn an_unpaid_invoice_count_that_differs_is_named() {
+    // bob's one PENDING invoice is counted on his balance item (the per-account checkout limit's
+    // counter); a count that drifts would refuse his checkouts early or let him past the limit.
+    let h = healthy().await;
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(&h.app.table)
+        .key("pk", s("ACC#bob"))
+        .key("sk", s("BALANCE"))
+        .update_expression("ADD unpaid_invoices :one")
+        .expression_attribute_values(":one", n(1))
+        .send()
+        .await
+        .expect("corrupt");
+    let out = audit(&h.app);
+    let line = out.names("pending", "account bob");
+    assert!(line.contains("unpaid_invoices 2 but it has 1 PENDING invoices"), "{line}");
+    assert_eq!(out.lines().len(), 1, "only the count is wrong:\n{}", out.stdout);
+}
+
+#[tokio::test]
 async fn a_second_credit_is_named() {
     let h = healthy().await;
     dynamodb()
