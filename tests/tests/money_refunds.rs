@@ -8,10 +8,14 @@ use http::Method;
 use serde_json::Value;
 
 async fn app_with_sim() -> (TestApp, MidtransSim) {
+    app_with_sim_and(&[]).await
+}
+
+async fn app_with_sim_and(extra_env: &[(&str, &str)]) -> (TestApp, MidtransSim) {
     let sim = MidtransSim::start(SERVER_KEY, None).await.expect("simulator");
     // Midtrans answers many Core API failures with HTTP 200 and the failure in the body.
     sim.set_errors_in_body(true);
-    let app = spawn_app_with(Gateway::At(sim.base_url().to_owned()), &[]).await;
+    let app = spawn_app_with(Gateway::At(sim.base_url().to_owned()), extra_env).await;
     (app, sim)
 }
 
@@ -94,7 +98,9 @@ async fn more_failing_refunds_than_a_batch_in_one_shard_never_block_a_newer_one(
     use emeterai::handlers::sweep::BATCH_PER_SHARD;
     use emeterai::ledger::keys::shard_of;
 
-    let (app, sim) = app_with_sim().await;
+    // Filling one of the due index's shards takes well over a hundred unpaid invoices at once
+    // (27 in one of 8 shards), past the default per-account limit of unpaid checkouts.
+    let (app, sim) = app_with_sim_and(&[("EMETERAI_MAX_UNPAID_CHECKOUTS", "100000")]).await;
     // Invoices until one shard holds a full batch of failing ones, one more, and the good one.
     let needed = usize::try_from(BATCH_PER_SHARD).expect("batch") + 2;
     let mut by_shard: std::collections::HashMap<u8, Vec<Value>> = std::collections::HashMap::new();
