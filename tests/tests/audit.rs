@@ -99,6 +99,22 @@ async fn dynamodb() -> aws_sdk_dynamodb::Client {
     clients_from_env().await.0
 }
 
+/// Corrupts `account`'s balance item: one more in `attribute` than the ledger says.
+async fn add_one_to_balance(table: &str, account: &str, attribute: &str) {
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(table)
+        .key("pk", s(&format!("ACC#{account}")))
+        .key("sk", s("BALANCE"))
+        .update_expression("ADD #attribute :one")
+        .expression_attribute_names("#attribute", attribute)
+        .expression_attribute_values(":one", n(1))
+        .send()
+        .await
+        .expect("corrupt");
+}
+
 #[tokio::test]
 async fn a_ledger_built_by_the_handlers_holds_whatever_the_segments() {
     let h = healthy().await;
@@ -124,17 +140,7 @@ async fn a_ledger_built_by_the_handlers_holds_whatever_the_segments() {
 #[tokio::test]
 async fn a_balance_off_by_one_is_named() {
     let h = healthy().await;
-    dynamodb()
-        .await
-        .update_item()
-        .table_name(&h.app.table)
-        .key("pk", s("ACC#alice"))
-        .key("sk", s("BALANCE"))
-        .update_expression("ADD available :one")
-        .expression_attribute_values(":one", n(1))
-        .send()
-        .await
-        .expect("corrupt");
+    add_one_to_balance(&h.app.table, "alice", "available").await;
     let out = audit(&h.app);
     let line = out.names("balance", "account alice");
     assert!(line.contains("available 3 but ledger entries give 2"), "{line}");
@@ -152,17 +158,7 @@ async fn an_unpaid_invoice_count_that_differs_is_named() {
     // bob's one PENDING invoice is counted on his balance item (the per-account checkout limit's
     // counter); a count that drifts would refuse his checkouts early or let him past the limit.
     let h = healthy().await;
-    dynamodb()
-        .await
-        .update_item()
-        .table_name(&h.app.table)
-        .key("pk", s("ACC#bob"))
-        .key("sk", s("BALANCE"))
-        .update_expression("ADD unpaid_invoices :one")
-        .expression_attribute_values(":one", n(1))
-        .send()
-        .await
-        .expect("corrupt");
+    add_one_to_balance(&h.app.table, "bob", "unpaid_invoices").await;
     let out = audit(&h.app);
     let line = out.names("pending", "account bob");
     assert!(line.contains("unpaid_invoices 2 but it has 1 PENDING invoices"), "{line}");

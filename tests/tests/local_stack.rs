@@ -4,10 +4,12 @@
 //! would. Ignored in the plain `cargo test` run, which has no stack; `make test` runs them with
 //! `--include-ignored` once the stack is up.
 
+use std::path::Path;
 use std::time::Duration;
 
 use emeterai::auth::local_jwt;
 use emeterai::midtrans::signature::signature_key;
+use emeterai_local::instance::InstanceLimits;
 use emeterai_local::testing::unique_name;
 use serde_json::{Value, json};
 
@@ -472,9 +474,9 @@ fn signal(pids: &[u32], signal: &str) {
     }
 }
 
-fn checkout_memory_size_mb() -> u64 {
-    let functions = emeterai_tests::template().functions().expect("functions");
-    functions.iter().find(|f| f.binary == "checkout").expect("checkout").memory_size_mb
+/// The checkout function's template limits, read as its instances' supervisor reads them.
+fn checkout_limits() -> InstanceLimits {
+    InstanceLimits::of(&emeterai_tests::template(), Path::new("checkout")).expect("checkout in template.yaml")
 }
 
 #[tokio::test]
@@ -485,7 +487,8 @@ async fn an_instance_out_of_memory_dies_and_the_gateway_answers_500_like_api_gat
     assert_eq!(client.get(format!("{}/healthz", api())).send().await.expect("healthz").status(), 200);
     let instances = instances_of("checkout");
     assert!(!instances.is_empty(), "no checkout instance found below cargo lambda watch");
-    let memory_size = checkout_memory_size_mb() * 1024 * 1024;
+    // MemorySize in bytes, computed here rather than by the supervisor under test.
+    let memory_size = checkout_limits().memory_size_mb * 1024 * 1024;
     for pid in &instances {
         assert_eq!(limit_of(*pid, "Max data size"), Some(memory_size), "instance {pid} runs under MemorySize");
     }
@@ -534,7 +537,7 @@ async fn an_invocation_past_its_timeout_is_killed_and_answered_500_like_api_gate
     let _alone = STACK.write().await;
     let client = http();
     assert_eq!(client.get(format!("{}/healthz", api())).send().await.expect("healthz").status(), 200);
-    let timeout = emeterai_tests::template().functions().expect("functions").into_iter().find(|f| f.binary == "checkout").expect("checkout").timeout;
+    let timeout = checkout_limits().timeout;
     // Stopped instances never answer: the invocation outlives the function's Timeout.
     let instances = instances_of("checkout");
     signal(&instances, "STOP");

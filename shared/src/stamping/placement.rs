@@ -30,8 +30,8 @@ pub fn default_position_mm(page: &PageInfo) -> (f64, f64) {
 }
 
 /// The stamp's rectangle in default user space. On a page with `/UserUnit` u, one unit is u
-/// points, so the 30 mm stamp spans 1/u as many units (the viewer scales the appearance to
-/// the rectangle).
+/// points, so the stamp (`STAMP_SIDE_MM` on paper) spans 1/u as many units (the viewer scales
+/// the appearance to the rectangle).
 pub fn user_rect(page: &PageInfo, placement: &Placement) -> Rect {
     let units_per_point = 1.0 / page.user_unit;
     let x = placement.x_mm() * POINTS_PER_MM * units_per_point;
