@@ -2,12 +2,14 @@
 //! `emeterai` library.
 //!
 //! Exit codes (API.md): 0 success, 1 any failure other than a rejection (bad arguments, I/O,
-//! config), 3 `audit` found an invariant violated, 2 the document was rejected (`rejected: <code>: <message>` on stderr; for `verify`,
-//! also when it found no e-Meterai or one that does not hold). clap's own exit code for a usage
+//! config), 3 `audit` found an invariant violated or `redrive` left messages on the queue, 2 the
+//! document was rejected (`rejected: <code>: <message>` on stderr; for `verify`, also when it
+//! found no e-Meterai or one that does not hold). clap's own exit code for a usage
 //! error is 2, which would read as a rejection here, so usage errors are mapped to 1.
 
 mod audit_cmd;
 mod issuer_cmd;
+mod redrive_cmd;
 mod stamp_cmd;
 mod token_cmd;
 mod verify_cmd;
@@ -39,6 +41,8 @@ enum Command {
     Audit(audit_cmd::AuditArgs),
     /// The issuer key in AWS KMS: `issuer csr` prints a certification request for your CA.
     Issuer(issuer_cmd::IssuerArgs),
+    /// Hands the stamp function's dead letters (its on-failure queue) back to it, deleting each one it then stamps.
+    Redrive(redrive_cmd::RedriveArgs),
     /// Prints a shell completion script (for example: `emeterai completions bash > /etc/bash_completion.d/emeterai`).
     Completions {
         /// The shell to complete for.
@@ -62,6 +66,9 @@ pub enum Outcome {
     Refused,
     /// `audit` found at least one invariant violated: exit 3.
     Violated,
+    /// `redrive` left at least one message on the queue (its redrive failed, or it is not a
+    /// dead letter of the stamp function): exit 3.
+    Left,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +86,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token_cmd::run(args),
         Command::Audit(args) => audit_cmd::run(args),
         Command::Issuer(args) => issuer_cmd::run(args),
+        Command::Redrive(args) => redrive_cmd::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "emeterai", &mut std::io::stdout());
             Ok(Outcome::Success)
@@ -87,7 +95,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(2),
-        Ok(Outcome::Violated) => ExitCode::from(3),
+        Ok(Outcome::Violated | Outcome::Left) => ExitCode::from(3),
         Err(Failure(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(1)

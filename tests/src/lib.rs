@@ -501,3 +501,43 @@ pub fn cli_binary() -> &'static std::path::Path {
         profile_dir.join("emeterai")
     })
 }
+
+/// moto's server (`.local/venv/bin/moto_server`, installed by scripts/install.sh): the KMS and
+/// SQS emulator of the tests, on a free loopback port, stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        use std::time::{Duration, Instant};
+        let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/moto_server");
+        assert!(std::path::Path::new(bin).exists(), "{bin} is missing: scripts/install.sh installs moto[server]");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

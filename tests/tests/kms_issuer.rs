@@ -2,10 +2,8 @@
 //! against a real KMS emulator (moto's server, installed by `make test` into .local/venv), and a
 //! KMS that fails makes the stamp run fail for redelivery, never a rejected document.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use emeterai::domain::placement::Placement;
@@ -14,48 +12,10 @@ use emeterai::handlers::stamp::{Outcome, StampError};
 use emeterai::kms::KmsKey;
 use emeterai::stamping::issuer::IssuerError;
 use emeterai::stamping::{self, Issuer, Rejection, StampRequest};
-use emeterai_tests::{TestApp, fixture, spawn_app, test_issuer};
+use emeterai_tests::{Moto, TestApp, fixture, spawn_app, test_issuer};
 use serde_json::json;
 
 const DOC: &str = "rotate-270-a4-autocad.pdf";
-
-/// moto's server on a free loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/moto_server");
-        assert!(std::path::Path::new(bin).exists(), "{bin} is missing: scripts/install.sh installs moto[server]");
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 async fn aws_config_for(moto: &Moto) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -555,3 +555,200 @@ async fn an_invocation_past_its_timeout_is_killed_and_answered_500_like_api_gate
     assert!(instances.iter().any(|pid| !now.contains(pid)), "no instance was killed: {instances:?} -> {now:?}");
     assert_eq!(client.get(format!("{}/healthz", api())).send().await.expect("healthz").status(), 200);
 }
+
+/// `KEY=VALUE` of the stack's functions' environment (run-local.sh writes it), such as EMETERAI_TABLE.
+fn function_env(name: &str) -> String {
+    let dir = std::env::var("EMETERAI_STACK_DIR").expect("EMETERAI_STACK_DIR (set by scripts/with-local-stack.sh)");
+    let env = std::fs::read_to_string(format!("{dir}/functions.env")).expect("functions.env");
+    env.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+        .unwrap_or_else(|| panic!("{name} is not in functions.env"))
+}
+
+/// Waits until a function instance's log (run-local.sh keeps them in EMETERAI_STACK_DIR) has a
+/// line holding every one of `words`.
+async fn wait_for_function_log(words: &[&str]) {
+    let dir = std::env::var("EMETERAI_STACK_DIR").expect("EMETERAI_STACK_DIR");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let logged = ["instances.log", "lambda.log"].iter().any(|file| {
+            std::fs::read_to_string(format!("{dir}/{file}"))
+                .is_ok_and(|log| log.lines().any(|line| words.iter().all(|w| line.contains(w))))
+        });
+        if logged {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no function logged a line with {words:?} within 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn document_of(client: &reqwest::Client, token: &str, document_id: &str) -> Value {
+    let (status, _, doc) =
+        json_of(client.get(format!("{}/v1/documents/{document_id}", api())).bearer_auth(token).send().await.expect("get")).await;
+    assert_eq!(status, 200, "{doc}");
+    doc
+}
+
+/// `emeterai redrive` (issue 12): a stamp dead letter on an SQS queue (moto's server) is handed back
+/// to the stamp function through the Lambda emulator's Invoke API, which stamps the document, and
+/// the message is deleted; a message that is not a dead letter stays and the exit code says so;
+/// the same dead letter redriven again changes nothing (the stamp is idempotent per document).
+#[tokio::test]
+#[ignore = "needs the local stack (make test runs it)"]
+async fn redrive_hands_a_stamp_dead_letter_back_once_and_keeps_what_it_cannot() {
+    let _shared = STACK.read().await;
+    let client = http();
+    let account = unique_name("redrive");
+    let token = token(&account);
+    buy_and_pay(&client, &token, 2).await;
+    let (status, _, document) = json_of(
+        client
+            .post(format!("{}/v1/documents", api()))
+            .bearer_auth(&token)
+            .json(&json!({"file_name": "akta.pdf", "placement": {"page": 1, "x_mm": 120, "y_mm": 220}}))
+            .send()
+            .await
+            .expect("create document"),
+    )
+    .await;
+    assert_eq!(status, 201, "{document}");
+    let document_id = document["document_id"].as_str().expect("document_id").to_owned();
+
+    // A run that failed before reserving a serial: its upload is stored, its document still
+    // AWAITING_UPLOAD and on no sweep list. Made here by hiding the document item while the
+    // upload's S3 event runs (the function finds no document and does nothing), then putting it
+    // back as it was.
+    let (dynamodb, s3) = emeterai_local::provision::clients_from_env().await;
+    let (table, bucket) = (function_env("EMETERAI_TABLE"), function_env("EMETERAI_BUCKET"));
+    let item_key = [("pk", format!("DOC#{document_id}")), ("sk", "DOCUMENT".to_owned())]
+        .map(|(name, value)| (name.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(value)));
+    let item = dynamodb
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(item_key.clone().into_iter().collect()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("the document item");
+    dynamodb.delete_item().table_name(&table).set_key(Some(item_key.into_iter().collect())).send().await.expect("DeleteItem");
+    let upload = &document["upload"];
+    let mut put = client.put(upload["url"].as_str().expect("url"));
+    for (name, value) in upload["headers"].as_object().into_iter().flatten() {
+        put = put.header(name.as_str(), value.as_str().unwrap_or_default());
+    }
+    let uploaded = put.body(a4_pdf()).send().await.expect("upload");
+    assert!(uploaded.status().is_success(), "upload answered {}", uploaded.status());
+    wait_for_function_log(&["upload for an unknown document", &document_id]).await;
+    dynamodb.put_item().table_name(&table).set_item(Some(item)).send().await.expect("PutItem");
+    assert_eq!(document_of(&client, &token, &document_id).await["status"], "AWAITING_UPLOAD");
+
+    // Its dead letter, as Lambda's on-failure destination writes it: the S3 event in requestPayload.
+    let incoming = format!("incoming/{account}/{document_id}.pdf");
+    let head = s3.head_object().bucket(&bucket).key(&incoming).send().await.expect("HeadObject");
+    let object = emeterai_local::s3_events::ObjectCreated {
+        bucket: bucket.clone(),
+        key: incoming.clone(),
+        size: u64::try_from(head.content_length.unwrap_or_default()).expect("size"),
+        etag: head.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_owned(),
+        sequencer: "0A1B2C3D4E5F".to_owned(),
+    };
+    let event = emeterai_local::s3_events::s3_put_event(&object, "StampOnUpload", "ap-southeast-3", chrono::Utc::now());
+    let dead_letter = json!({
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "requestContext": {"requestId": unique_name("req"), "functionArn": "arn:aws:lambda:ap-southeast-3:000000000000:function:stamp:$LATEST",
+            "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "LedgerError", "errorMessage": "the ledger could not be reached"},
+    })
+    .to_string();
+
+    let moto = emeterai_tests::Moto::start();
+    let sqs_config = aws_sdk_sqs::config::Builder::from(&aws_config::load_from_env().await).endpoint_url(&moto.url).build();
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config);
+    let queue = sqs.create_queue().queue_name(unique_name("stamp-dead-letters")).send().await.expect("CreateQueue");
+    let queue_url = queue.queue_url.expect("queue url");
+    let garbage = "not a destination record";
+    // A dead letter the function cannot take (an S3 event whose object size is not a number): the
+    // invocation fails again, so it must stay.
+    let mut poison: Value = serde_json::from_str(&dead_letter).expect("JSON");
+    poison["requestPayload"]["Records"][0]["s3"]["object"]["size"] = json!("not a number");
+    let poison = poison.to_string();
+    for body in [dead_letter.as_str(), garbage, poison.as_str()] {
+        sqs.send_message().queue_url(&queue_url).message_body(body).send().await.expect("SendMessage");
+    }
+    let (_, _, routes) = json_of(client.get(format!("{}/dev/routes", api())).send().await.expect("routes")).await;
+    let lambda_url = routes["lambda"].as_str().expect("the emulator's URL").to_owned();
+    let redrive = || {
+        let out = std::process::Command::new(emeterai_tests::cli_binary())
+            .args(["redrive", "--queue-url", &queue_url, "--function-name", "stamp"])
+            .env("AWS_ENDPOINT_URL_SQS", &moto.url)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url)
+            .output()
+            .expect("emeterai runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let waiting = || async {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .expect("GetQueueAttributes")
+            .attributes
+            .unwrap_or_default();
+        let count = |name| attributes.get(&name).and_then(|v| v.parse::<u32>().ok()).unwrap_or(u32::MAX);
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    };
+
+    // First run: the dead letter stamps its document and leaves; the garbage and the dead letter
+    // that fails again stay, exit 3.
+    let (code, stdout, stderr) = redrive();
+    assert_eq!(code, Some(3), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("3 received, 1 redriven and deleted, 2 kept on the queue"), "{stdout}");
+    assert!(stderr.contains(&format!("redriven and deleted: s3://{bucket}/{incoming}")), "{stderr}");
+    assert!(stderr.contains("kept: the body is not JSON"), "{stderr}");
+    // On AWS a function error is answered 200 with FunctionError, by cargo lambda's emulator as an
+    // error status: kept either way, with the function's own reason.
+    let poison_line = stderr.lines().find(|l| l.contains(&format!("kept: s3://{bucket}/{incoming}: "))).unwrap_or_default();
+    assert!(poison_line.contains("failed to deserialize"), "{stderr}");
+    let stamped = document_of(&client, &token, &document_id).await;
+    assert_eq!(stamped["status"], "STAMPED", "{stamped}");
+    assert_eq!(quota(&client, &token).await["available"], 1, "one unit consumed");
+    // The kept messages are visible again at once (the run gave them back): the garbage and the poison.
+    assert_eq!(waiting().await, 2);
+    let mut left = Vec::new();
+    while left.len() < 2 {
+        let received = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await;
+        let received = received.expect("ReceiveMessage").messages.unwrap_or_default();
+        assert!(!received.is_empty(), "the kept messages are visible");
+        left.extend(received);
+    }
+    let mut bodies: Vec<_> = left.iter().map(|m| m.body.clone().unwrap_or_default()).collect();
+    bodies.sort();
+    let mut kept = vec![garbage.to_owned(), poison.clone()];
+    kept.sort();
+    assert_eq!(bodies, kept);
+    for message in &left {
+        let receipt = message.receipt_handle.as_deref().expect("receipt");
+        sqs.delete_message().queue_url(&queue_url).receipt_handle(receipt).send().await.expect("DeleteMessage");
+    }
+
+    // The same dead letter again (a second operator, an at-least-once queue): nothing changes.
+    sqs.send_message().queue_url(&queue_url).message_body(&dead_letter).send().await.expect("SendMessage");
+    let (code, stdout, stderr) = redrive();
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("1 received, 1 redriven and deleted, 0 kept on the queue"), "{stdout}");
+    assert_eq!(waiting().await, 0, "the queue is empty");
+    let again = document_of(&client, &token, &document_id).await;
+    assert_eq!((&again["status"], &again["serial"], &again["sha256"]), (&stamped["status"], &stamped["serial"], &stamped["sha256"]));
+    assert_eq!(quota(&client, &token).await["available"], 1, "still one unit consumed: one serial spent");
+    let outputs = s3.list_objects_v2().bucket(&bucket).prefix(format!("stamped/{account}/")).send().await.expect("ListObjectsV2");
+    assert_eq!(outputs.contents.unwrap_or_default().len(), 1, "one stamped file");
+}
