@@ -229,16 +229,18 @@ impl SimState {
     /// since the simulator keeps working from memory.
     fn save(&self) {
         let Some(path) = &self.store else { return };
-        let stored = Stored {
-            transactions: self.transactions().values().cloned().collect(),
-            refund_responses: self
-                .refund_responses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .map(|((order, key), (status, body))| (order.clone(), key.clone(), status.as_u16(), body.clone()))
-                .collect(),
-        };
+        // One lock at a time: `refund` holds the refund responses while it takes the
+        // transactions, so holding the transactions here while taking the refund responses
+        // would deadlock (and block both tokio workers).
+        let transactions = self.transactions().values().cloned().collect();
+        let refund_responses = self
+            .refund_responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((order, key), (status, body))| (order.clone(), key.clone(), status.as_u16(), body.clone()))
+            .collect();
+        let stored = Stored { transactions, refund_responses };
         let write = || -> std::io::Result<()> {
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, serde_json::to_vec(&stored).map_err(std::io::Error::other)?)?;
@@ -1169,5 +1171,56 @@ mod tests {
         let page_url = sim.transaction("order-q").map(|t| redirect_url(&sim.state, &t.token)).expect("t");
         let paid = http.post(format!("{page_url}/pay")).send().await.expect("pay");
         assert!(paid.headers()["location"].to_str().expect("ascii").starts_with("https://merchant.example/done?order_id=order-q&"));
+    }
+
+    /// A refund holds the refund responses and then takes the transactions; saving the store must
+    /// never hold the transactions while it takes the refund responses (the opposite order): the
+    /// two std mutexes would deadlock, and both tokio workers with them, which is how the drill's
+    /// gateway once stopped answering altogether under load.
+    #[test]
+    fn saving_while_refunding_never_deadlocks() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+            runtime.block_on(async {
+                let dir = std::env::temp_dir().join(format!("midtrans-sim-{}", random_id()));
+                std::fs::create_dir_all(&dir).expect("dir");
+                let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+                let sim = MidtransSim::start_persisted(addr, KEY, None, Some(dir.join("sim.json"))).await.expect("start");
+                let http = reqwest::Client::new();
+                let orders: Vec<String> = (0..20).map(|i| format!("order-{i}")).collect();
+                for order in &orders {
+                    create(&sim, &http, order, 30000).await;
+                    sim.pay(order, &PayRequest::default()).await.expect("pay");
+                }
+                let mut tasks = Vec::new();
+                for round in 0..30 {
+                    for order in &orders {
+                        let state = sim.state.clone();
+                        let refunded = order.clone();
+                        tasks.push(tokio::spawn(async move {
+                            let mut headers = HeaderMap::new();
+                            headers.insert("authorization", basic(KEY).parse().expect("header"));
+                            let body = json!({"refund_key": format!("rk-{round}"), "amount": 1}).to_string();
+                            let _ = refund(State(state), headers, Path(refunded), body.into()).await;
+                        }));
+                        let state = sim.state.clone();
+                        let paid = order.clone();
+                        tasks.push(tokio::spawn(async move {
+                            let _ = pay(&state, &paid, &PayRequest::default()).await;
+                        }));
+                    }
+                }
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+            });
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "1,200 concurrent refunds and payments did not finish in 60 s: the simulator's locks deadlocked"
+        );
     }
 }
