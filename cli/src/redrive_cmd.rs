@@ -121,8 +121,18 @@ fn quoted(text: &str) -> String {
 struct Tally {
     received: u32,
     redriven: u32,
-    /// Receipt handles of the messages left on the queue, made visible again at the end.
-    kept: Vec<String>,
+    /// Messages left on the queue (not redriven, or not deleted).
+    kept: u32,
+    /// Receipt handles of the messages this run holds hidden and leaves on the queue: made
+    /// visible again at the end.
+    to_release: Vec<String>,
+}
+
+impl Tally {
+    fn keep(&mut self, receipt: String) {
+        self.kept += 1;
+        self.to_release.push(receipt);
+    }
 }
 
 pub fn run(args: RedriveArgs) -> Result<Outcome, Failure> {
@@ -131,7 +141,7 @@ pub fn run(args: RedriveArgs) -> Result<Outcome, Failure> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let tally = runtime.block_on(redrive(&args))?;
-    let kept = tally.kept.len();
+    let kept = tally.kept;
     if args.dry_run {
         println!(
             "redrive (dry run): {} received, {} would be redriven, {} not redrivable; nothing invoked or deleted",
@@ -152,9 +162,9 @@ async fn redrive(args: &RedriveArgs) -> Result<Tally, Failure> {
     let outcome = take_messages(args, &sqs, &lambda, &mut tally).await;
     // Kept messages were hidden for HOLD_SECONDS; show them again now, so the next run (after the
     // cause is fixed) sees them at once. Should this fail, they come back when the hold ends.
-    for receipt in &tally.kept {
+    for receipt in &tally.to_release {
         if let Err(e) = sqs.change_message_visibility().queue_url(&args.queue_url).receipt_handle(receipt).visibility_timeout(0).send().await {
-            eprintln!("redrive: a kept message stays hidden until its hold ends: {}", quoted(&DisplayErrorContext(&e).to_string()));
+            eprintln!("redrive: a message left on the queue stays hidden until its hold ends: {}", quoted(&DisplayErrorContext(&e).to_string()));
         }
     }
     outcome.map(|()| tally)
@@ -186,7 +196,8 @@ async fn take_messages(
             return Err(Failure("sqs:ReceiveMessage answered a message without an id or receipt handle".into()));
         };
         if !seen.insert(id.clone()) {
-            tally.kept.push(receipt);
+            // Already handled (and counted) in this run: only give it back.
+            tally.to_release.push(receipt);
             return Ok(());
         }
         tally.received += 1;
@@ -194,7 +205,7 @@ async fn take_messages(
             Ok(letter) => letter,
             Err(reason) => {
                 eprintln!("redrive: {id}: kept: {reason}");
-                tally.kept.push(receipt);
+                tally.keep(receipt);
                 continue;
             }
         };
@@ -203,13 +214,13 @@ async fn take_messages(
             let failed = letter.failure.as_deref().map_or_else(String::new, |f| format!(" (it failed with {f})"));
             eprintln!("redrive: {id}: would redrive {objects}{failed}");
             tally.redriven += 1;
-            tally.kept.push(receipt);
+            tally.to_release.push(receipt);
             continue;
         }
         match invoke(lambda, &args.function_name, &letter.event).await {
             Err(reason) => {
                 eprintln!("redrive: {id}: kept: {objects}: {reason}");
-                tally.kept.push(receipt);
+                tally.keep(receipt);
             }
             Ok(()) => match sqs.delete_message().queue_url(&args.queue_url).receipt_handle(&receipt).send().await {
                 Ok(_) => {
@@ -222,7 +233,7 @@ async fn take_messages(
                         "redrive: {id}: redriven, but kept: sqs:DeleteMessage failed: {}",
                         quoted(&DisplayErrorContext(&e).to_string())
                     );
-                    tally.kept.push(receipt);
+                    tally.keep(receipt);
                 }
             },
         }
