@@ -154,8 +154,21 @@ struct Plan {
     rect: parse::Rect,
 }
 
-/// A4 is 210 x 297 mm; a page passes within 2 mm in either orientation.
+/// Largest `/UserUnit` readers accept (Acrobat's limit, in points).
+const MAX_USER_UNIT: f64 = 75_000.0;
+/// Smallest and largest page side readers draw, in user-space units (Acrobat's limits).
+const PAGE_SIDE_UNITS: std::ops::RangeInclusive<f64> = 3.0..=14_400.0;
+
+/// A4 is 210 x 297 mm; a page passes within 2 mm in either orientation. Only a page readers
+/// draw at that size: a hostile unit such as 1e-300 with a box of 1e302 units is A4 by
+/// arithmetic, and would place the stamp at absurd coordinates.
 fn is_a4(page: &parse::PageInfo) -> bool {
+    let drawn_as_given = page.user_unit <= MAX_USER_UNIT
+        && PAGE_SIDE_UNITS.contains(&page.visible.width())
+        && PAGE_SIDE_UNITS.contains(&page.visible.height());
+    if !drawn_as_given {
+        return false;
+    }
     const TOLERANCE_MM: f64 = 2.0;
     let (w, h) = placement::displayed_size_mm(page);
     let near = |a: f64, b: f64| (a - b).abs() <= TOLERANCE_MM;

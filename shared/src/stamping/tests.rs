@@ -310,3 +310,18 @@ fn user_unit_scales_the_page_and_the_stamp() {
         assert_eq!(check(&pdf, &place(None, 10.0, 10.0)), Ok(()), "{nonsense}");
     }
 }
+
+#[test]
+fn a_hostile_user_unit_is_not_a4_and_never_places_absurdly() {
+    // PDF has no exponents: 1e-300 and a box of 5.95e302 units, written out in full, make an A4
+    // on paper by arithmetic, as do 1e300 and a box of 5.95e-298 units.
+    let tiny_unit = format!("0.{}1", "0".repeat(299));
+    let huge_box = format!("/MediaBox[0 0 595276{} 84189{}]/UserUnit {tiny_unit}", "0".repeat(297), "0".repeat(298));
+    let tiny_side = |digits: &str| format!("0.{}{digits}", "0".repeat(297));
+    let tiny_box = format!("/MediaBox[0 0 {} {}]/UserUnit 1{}", tiny_side("595276"), tiny_side("84189"), "0".repeat(300));
+    for (name, page) in [("unit 1e-300", huge_box), ("unit 1e300", tiny_box)] {
+        let pdf = pdf_with_page(1, "", &page, 0);
+        assert_eq!(check(&pdf, &place(None, 10.0, 10.0)), Err(Rejection::NotA4), "{name}");
+        assert!(stamp_with(&pdf, &place(None, 10.0, 10.0), &issuer()).is_err(), "{name}");
+    }
+}
